@@ -1,0 +1,15 @@
+"""Attacks. One module per attack, one registry line each below."""
+
+from attacks.analytic_fc import AnalyticFC
+from attacks.dlg import DLG, IDLG
+from attacks.inverting_gradients import InvertingGradients
+from attacks.label_recovery import LabelCountRecovery
+from audit.attack import ATTACKS
+
+ATTACKS.register("inverting-gradients", InvertingGradients.from_params, summary="Inverting Gradients (Geiping et al. 2020): cosine + TV, signed Adam, batched restarts")
+ATTACKS.register("dlg", DLG.from_params, summary="DLG (Zhu et al. 2019): L2 gradient matching with L-BFGS, joint labels")
+ATTACKS.register("idlg", IDLG.from_params, summary="iDLG (Zhao et al. 2020): analytic label, then DLG on the images")
+ATTACKS.register("llg", LabelCountRecovery.from_params, summary="batch label recovery from the last-layer bias update (LLG-style counts)")
+ATTACKS.register("analytic-fc", AnalyticFC.from_params, summary="closed-form input recovery through a fully connected first layer (Phong et al. 2017)")
+
+__all__ = ["ATTACKS", "DLG", "IDLG", "AnalyticFC", "InvertingGradients", "LabelCountRecovery"]

@@ -1,0 +1,125 @@
+"""Typed audit configuration, parsed once at the CLI (no untyped config passed downward).
+
+``--config FILE`` takes TOML (``.toml``) or YAML (``.yaml``/``.yml``) with the keys of
+:class:`AuditConfig` plus ``device``, ``threads`` and ``out``; an unknown key is an error
+naming it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audit.errors import InvalidParameterError, invalid
+from audit.validation import check_interval
+
+RUN_KEYS = ("device", "threads", "out")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """One audit: a defense run on embedded data and one attack on what it lets out."""
+
+    defense: str = "fedsgd"
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    attack: str = "inverting-gradients"
+    attack_params: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "natural-32"
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    model: str = "convnet"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    threat_model: str | None = None
+    batch_size: int = 1
+    num_targets: int = 8
+    clients_per_round: int | None = None
+    rounds: int = 1
+    pretrain_steps: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        owner = "the audit"
+        for name in ("defense", "attack", "dataset", "model"):
+            if not isinstance(getattr(self, name), str):
+                raise invalid(name, owner, "a str", getattr(self, name))
+        for name in ("defense_params", "attack_params", "dataset_params", "model_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise invalid(name, owner, "a table of key = value", getattr(self, name))
+        check_interval("batch_size", owner, self.batch_size, kind=int, low=1)
+        check_interval("num_targets", owner, self.num_targets, kind=int, low=1)
+        if self.clients_per_round is not None:
+            check_interval(
+                "clients_per_round", owner, self.clients_per_round, kind=int, low=1,
+                high=self.num_targets,
+            )
+        check_interval("rounds", owner, self.rounds, kind=int, low=1)
+        check_interval("pretrain_steps", owner, self.pretrain_steps, kind=int, low=0)
+        check_interval("seed", owner, self.seed, kind=int, low=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+CONFIG_KEYS = tuple(f.name for f in fields(AuditConfig)) + RUN_KEYS
+
+
+def parse_value(text: str) -> Any:
+    """A ``k=v`` value from the command line: int, float, bool, none, or string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_pairs(pairs: tuple[str, ...] | list[str], option: str) -> dict[str, Any]:
+    """``("k=v", ...)`` -> ``{"k": v}``; a pair without ``=`` is an error naming it."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair or not pair.split("=", 1)[0].strip():
+            raise InvalidParameterError(
+                f"The {option!r} option must be given as key=value. Got {pair!r} instead."
+            )
+        key, value = pair.split("=", 1)
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or YAML config file into a dict of known keys."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidParameterError(f"Config file {str(p)!r} does not exist or is not a file.")
+    try:
+        text = p.read_text(encoding="utf-8")
+        if p.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        elif p.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise InvalidParameterError(
+                f"Config file {str(p)!r} must end in .toml, .yaml or .yml."
+            )
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidParameterError(f"Config file {str(p)!r} is not valid: {first}") from None
+    if not isinstance(data, dict):
+        raise InvalidParameterError(f"Config file {str(p)!r} must hold a table of settings.")
+    for key in data:
+        if key not in CONFIG_KEYS:
+            raise InvalidParameterError(
+                f"Unknown config key {key!r} in {str(p)!r}; valid keys are: "
+                + ", ".join(CONFIG_KEYS)
+                + "."
+            )
+    return data

@@ -1,0 +1,83 @@
+"""The defense interface: client side (update -> observation) and server side
+(observations -> aggregate), plus the privacy claim it makes.
+
+Like Flower's strategies, a defense may wrap an inner one (``DPFedAvg(FedAvg(...))``): the
+wrapper calls the inner defense's sides and adds its own mechanism around them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from audit.claims import PrivacyClaim
+from audit.registry import Registry
+from audit.updates import LocalTraining, ModelUpdate
+from audit.validation import check_interval
+
+
+@dataclass(frozen=True)
+class FederationSchedule:
+    """How many clients exist, how many are sampled per round, for how many rounds."""
+
+    num_clients: int
+    clients_per_round: int
+    rounds: int
+
+    def __post_init__(self) -> None:
+        check_interval("num_clients", "FederationSchedule", self.num_clients, kind=int, low=1)
+        check_interval(
+            "clients_per_round",
+            "FederationSchedule",
+            self.clients_per_round,
+            kind=int,
+            low=1,
+            high=self.num_clients,
+        )
+        check_interval("rounds", "FederationSchedule", self.rounds, kind=int, low=1)
+
+    @property
+    def sample_rate(self) -> float:
+        """Fraction of clients taking part in a round."""
+        return self.clients_per_round / self.num_clients
+
+
+class Defense(ABC):
+    """A federated-learning defense (or an undefended baseline)."""
+
+    name: ClassVar[str]
+    #: the threat model whose adversary the claim is about (the audit's default)
+    default_threat_model: ClassVar[str] = "hbc-server"
+
+    @property
+    @abstractmethod
+    def local_training(self) -> LocalTraining:
+        """How clients compute their raw update."""
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Public parameters, JSON-ready, for the report."""
+
+    @abstractmethod
+    def client_side(self, update: ModelUpdate, *, generator: torch.Generator) -> ModelUpdate:
+        """Turn a client's raw update into what leaves the client."""
+
+    @abstractmethod
+    def server_side(
+        self, observations: Sequence[ModelUpdate], *, generator: torch.Generator
+    ) -> ModelUpdate:
+        """Aggregate the observations of one round into the update the server applies."""
+
+    def prepare(self, schedule: FederationSchedule) -> None:
+        """Fix schedule-dependent settings (e.g. calibrate noise to a target epsilon)."""
+
+    @abstractmethod
+    def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
+        """The privacy claim for a run with ``schedule``."""
+
+
+DEFENSES: Registry[Defense] = Registry("defense")

@@ -1,0 +1,236 @@
+"""The audit harness: build a run from an :class:`AuditConfig`, simulate it, hand each
+attack what its threat model observes, score against the ground truth, assemble findings.
+
+Data flow (DEVELOPERS.md): broadcast -> client update -> defense (client side) ->
+observation -> defense (server side) -> aggregate; the threat model decides whether the
+adversary sees one client's observation or the aggregate of the attacked round (round 0).
+
+Choices: each target client holds exactly one batch (``batch_size`` distinct images, in
+dataset order); ``num_targets`` clients take part; the first round is attacked (the
+broadcast model is the freshly initialised or briefly pre-trained one); pre-training uses
+the images that are not targets when there are any.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+import attacks  # noqa: F401  (registers the attacks)
+import defenses  # noqa: F401  (registers the defenses)
+from audit.attack import ATTACKS, Attack, AttackView
+from audit.claims import PrivacyClaim
+from audit.config import AuditConfig
+from audit.datasets import ImageDataset, create_dataset
+from audit.defense import DEFENSES, Defense, FederationSchedule
+from audit.errors import InvalidParameterError
+from audit.lpips_metric import LpipsScorer
+from audit.metrics import score_reconstructions
+from audit.models import create_model
+from audit.pretraining import pretrain
+from audit.scoring import align, label_accuracy, label_summary
+from audit.simulation import ClientData, FederatedSimulation, Transcript
+from audit.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
+from reports.images import image_grid_png, png_base64
+
+MAX_GRID_IMAGES = 16
+
+
+@dataclass
+class PreparedRun:
+    """A simulated defense run, ready to be attacked (shared by several attacks)."""
+
+    config: AuditConfig
+    dataset: ImageDataset
+    model: nn.Module
+    defense: Defense
+    schedule: FederationSchedule
+    claim: PrivacyClaim
+    threat_model: ThreatModel
+    clients: list[ClientData]
+    transcript: Transcript
+    runtime_s: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to attack and the ground truth behind it."""
+
+    view: AttackView
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def validate(config: AuditConfig) -> None:
+    """Check every name and parameter before any computation (cheap constructors only)."""
+    DEFENSES.create(config.defense, **config.defense_params)
+    ATTACKS.create(config.attack, **config.attack_params)
+    create_threat_model(config.threat_model) if config.threat_model else None
+
+
+def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False) -> PreparedRun:
+    """Build data, model and defense from ``config`` and run the federated simulation."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    dataset = create_dataset(config.dataset, **config.dataset_params)
+    needed = config.batch_size * config.num_targets
+    if needed > len(dataset):
+        raise InvalidParameterError(
+            f"The audit needs batch_size x num_targets = {needed} images but dataset "
+            f"{config.dataset!r} has {len(dataset)}. Got batch_size={config.batch_size}, "
+            f"num_targets={config.num_targets} instead."
+        )
+    defense = DEFENSES.create(config.defense, **config.defense_params)
+    threat_model = create_threat_model(config.threat_model or defense.default_threat_model)
+    model = create_model(
+        config.model,
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+        channel_mean=dataset.channel_mean,
+        channel_std=dataset.channel_std,
+        **config.model_params,
+    )
+    if config.pretrain_steps:
+        rest = list(range(needed, len(dataset))) or list(range(len(dataset)))
+        pretrain(model, dataset.subset(rest), steps=config.pretrain_steps, seed=config.seed)
+    clients = [
+        ClientData(
+            dataset.images[k * config.batch_size : (k + 1) * config.batch_size],
+            dataset.labels[k * config.batch_size : (k + 1) * config.batch_size],
+        )
+        for k in range(config.num_targets)
+    ]
+    schedule = FederationSchedule(
+        num_clients=config.num_targets,
+        clients_per_round=config.clients_per_round or config.num_targets,
+        rounds=config.rounds,
+    )
+    defense.prepare(schedule)
+    claim = defense.claim(schedule)
+    sim = FederatedSimulation(
+        model=model, clients=clients, defense=defense, schedule=schedule, seed=config.seed,
+        device=device,
+    )
+    transcript = sim.run(progress=progress)
+    return PreparedRun(
+        config, dataset, model, defense, schedule, claim, threat_model, clients, transcript,
+        time.perf_counter() - start,
+    )
+
+
+def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
+    """What the threat model observes in ``attacked_round``, with the ground truth."""
+    record = run.transcript.rounds[attacked_round]
+    tm = run.threat_model
+    model = copy.deepcopy(run.model)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(record.broadcast[n])
+
+    def view(update, images, labels) -> Target:
+        v = AttackView(
+            threat_model=tm,
+            model=model,
+            target=update,
+            local_training=run.defense.local_training,
+            batch_size=len(labels),
+            input_shape=run.dataset.input_shape,
+            num_classes=run.dataset.num_classes,
+            defense_params=run.defense.params(),
+            labels=labels.clone() if tm.knows_(Knowledge.LABELS) else None,
+        )
+        return Target(v, images.cpu(), labels.cpu())
+
+    if tm.observes is ObservationPoint.CLIENT_UPDATE:
+        return [
+            view(obs, run.clients[obs.client_id].images, run.clients[obs.client_id].labels)
+            for obs in record.observations
+        ]
+    if tm.observes is ObservationPoint.AGGREGATE:
+        images = torch.cat([run.clients[k].images for k in record.sampled])
+        labels = torch.cat([run.clients[k].labels for k in record.sampled])
+        return [view(record.aggregate, images, labels)]
+    raise InvalidParameterError(
+        f"The 'threat_model' parameter must observe client updates or aggregates for "
+        f"gradient inversion. Got {tm.name!r} instead."
+    )
+
+
+def attack_run(
+    run: PreparedRun,
+    attack: Attack,
+    *,
+    device: torch.device,
+    lpips_scorer: LpipsScorer | None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Attack every target of ``run`` and return the report's finding."""
+    start = time.perf_counter()
+    cfg = run.config
+    recon, truth, accs = [], [], []
+    todo = targets(run)
+    for i, target in enumerate(tqdm(todo, desc=f"{attack.name} targets", disable=not progress)):
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        result = attack.run(target.view, generator=gen, device=device, progress=progress)
+        if result.images is not None:
+            recon.append(align(result.images.float().cpu(), target.images))
+            truth.append(target.images)
+        if result.labels is not None:
+            accs.append(label_accuracy(result.labels, target.labels))
+    metrics = []
+    images = None
+    if recon:
+        r, t = torch.cat(recon), torch.cat(truth)
+        summaries = score_reconstructions(
+            r, t, baseline_image=run.dataset.mean_image(), lpips_scorer=lpips_scorer
+        )
+        metrics += [s.to_dict() for s in summaries]
+        n = min(len(t), MAX_GRID_IMAGES)
+        images = {
+            "png_base64": png_base64(image_grid_png([t[:n], r[:n]], scale=2)),
+            "caption": f"Top row: ground truth; bottom row: {attack.name} reconstruction "
+            f"({n} of {len(t)} images, matched by Hungarian assignment).",
+        }
+    if accs:
+        metrics.append(label_summary(accs, run.dataset.num_classes).to_dict())
+    return {
+        "id": f"{cfg.defense}:{cfg.attack}",
+        "title": f"{attack.name} against {run.defense.name}",
+        "defense": {"name": run.defense.name, "params": run.defense.params()},
+        "claim": run.claim.to_dict(),
+        "threat_model": run.threat_model.to_dict(),
+        "attack": {"name": attack.name, "family": attack.family, "params": attack.params()},
+        "setting": {
+            "dataset": cfg.dataset,
+            "model": cfg.model,
+            "model_params": dict(cfg.model_params),
+            "batch_size": cfg.batch_size,
+            "num_targets": len(todo),
+            "local_steps": run.defense.local_training.steps,
+            "rounds": cfg.rounds,
+            "clients": cfg.num_targets,
+        },
+        "metrics": metrics,
+        "images": images,
+        "runtime_s": time.perf_counter() - start + run.runtime_s,
+    }
+
+
+def run_audit(
+    config: AuditConfig,
+    *,
+    device: torch.device,
+    lpips_scorer: LpipsScorer | None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """One finding for ``config``."""
+    validate(config)
+    run = prepare(config, device=device, progress=progress)
+    attack = ATTACKS.create(config.attack, **config.attack_params)
+    return attack_run(run, attack, device=device, lpips_scorer=lpips_scorer, progress=progress)

@@ -1,0 +1,45 @@
+"""Scoring of attack results against the ground truth (which attacks never see).
+
+Reconstructions of a batch are first matched to the ground truth by a Hungarian assignment
+on MSE (as the breaching framework does), then scored per image with the trivial baseline
+beside each metric. Labels are scored as a multiset: the fraction of the batch's labels
+recovered, whatever their order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+from audit.matching import match_to_truth
+from audit.metrics import Baseline, MetricSummary
+
+
+def label_accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+    """Multiset overlap of predicted and true labels divided by the batch size."""
+    p = Counter(int(v) for v in predicted.reshape(-1))
+    t = Counter(int(v) for v in truth.reshape(-1))
+    return sum(min(p[k], t[k]) for k in t) / max(len(truth), 1)
+
+
+def align(recon: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """``recon`` reordered to match ``truth`` (Hungarian assignment on MSE)."""
+    if len(recon) != len(truth):
+        raise ValueError(f"{len(recon)} reconstructions for {len(truth)} images")
+    perm = match_to_truth(recon, truth)
+    return recon[torch.as_tensor(perm)]
+
+
+def label_summary(accuracies: list[float], num_classes: int) -> MetricSummary:
+    """The ``label_accuracy`` metric over targets; baseline: a uniform random guess."""
+    chance = 1.0 / num_classes
+    return MetricSummary(
+        name="label_accuracy",
+        unit="",
+        direction="higher-leaks-more",
+        per_item=tuple(accuracies),
+        mean=sum(accuracies) / len(accuracies),
+        worst=max(accuracies),
+        baseline=Baseline(description="uniform random guess (expected)", mean=chance, worst=chance),
+    )

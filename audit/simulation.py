@@ -1,0 +1,133 @@
+"""In-process federated simulation that records what each threat model may observe.
+
+One round: broadcast -> each sampled client computes its update on its local data ->
+defense client side -> observation -> defense server side -> aggregate -> new global model.
+The :class:`Transcript` keeps the broadcast weights, every observation and every
+aggregate; the clients' data (the ground truth) stays in the simulation and is handed to
+scoring only, never to an attack.
+
+Choices: clients run ``LocalTraining.steps`` full-batch SGD steps on their whole local
+data (the gradient-inversion setting, where a client's data is one batch); the server
+applies ``theta <- theta - server_lr * aggregate`` with ``server_lr = local lr`` for
+gradients and 1 for model deltas; client sampling is uniform without replacement with a
+seeded generator (the accountant is told the sampling rate).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from audit.defense import Defense, FederationSchedule
+from audit.updates import LocalTraining, ModelUpdate, UpdateKind
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's local examples."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class RoundRecord:
+    """Everything that crossed the wire in one round."""
+
+    round: int
+    broadcast: dict[str, torch.Tensor]
+    sampled: list[int]
+    observations: list[ModelUpdate]
+    aggregate: ModelUpdate
+
+
+@dataclass
+class Transcript:
+    """The whole run, as observable by the most powerful adversary."""
+
+    rounds: list[RoundRecord] = field(default_factory=list)
+
+
+def local_update(
+    model: nn.Module, data: ClientData, training: LocalTraining, *, client_id: int, round: int
+) -> ModelUpdate:
+    """A client's raw update from the broadcast ``model`` (left unchanged)."""
+    loss_fn = nn.CrossEntropyLoss()
+    params = dict(model.named_parameters())
+    if training.kind is UpdateKind.GRADIENT:
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(data.images), data.labels).backward()
+        tensors = {n: p.grad.detach().clone() for n, p in params.items()}
+        model.zero_grad(set_to_none=True)
+    else:
+        local = copy.deepcopy(model)
+        opt = torch.optim.SGD(local.parameters(), lr=training.lr)
+        for _ in range(training.steps):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(local(data.images), data.labels).backward()
+            opt.step()
+        after = dict(local.named_parameters())
+        tensors = {n: (params[n] - after[n]).detach().clone() for n in params}
+    return ModelUpdate(
+        kind=training.kind,
+        tensors=tensors,
+        client_id=client_id,
+        round=round,
+        num_examples=len(data.labels),
+    )
+
+
+class FederatedSimulation:
+    """Runs ``defense`` over ``clients`` for ``schedule.rounds`` rounds."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        clients: Sequence[ClientData],
+        defense: Defense,
+        schedule: FederationSchedule,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if len(clients) != schedule.num_clients:
+            raise ValueError("one ClientData per client is needed")
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.clients = [
+            ClientData(c.images.to(self.device), c.labels.to(self.device)) for c in clients
+        ]
+        self.defense = defense
+        self.schedule = schedule
+        self.seed = seed
+
+    def run(self, *, progress: bool = False) -> Transcript:
+        """Simulate every round and return the transcript."""
+        sampler = torch.Generator().manual_seed(self.seed)
+        noise = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        transcript = Transcript()
+        training = self.defense.local_training
+        rounds = range(self.schedule.rounds)
+        for r in tqdm(rounds, desc="federated rounds", disable=not progress, leave=False):
+            broadcast = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+            perm = torch.randperm(self.schedule.num_clients, generator=sampler)
+            sampled = sorted(perm[: self.schedule.clients_per_round].tolist())
+            observations = [
+                self.defense.client_side(
+                    local_update(self.model, self.clients[k], training, client_id=k, round=r),
+                    generator=noise,
+                )
+                for k in sampled
+            ]
+            aggregate = self.defense.server_side(observations, generator=noise)
+            server_lr = training.lr if aggregate.kind is UpdateKind.GRADIENT else 1.0
+            with torch.no_grad():
+                for n, p in self.model.named_parameters():
+                    p.sub_(server_lr * aggregate.tensors[n])
+            transcript.rounds.append(RoundRecord(r, broadcast, sampled, observations, aggregate))
+        return transcript

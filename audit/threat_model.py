@@ -1,0 +1,124 @@
+"""Threat models as data: who the adversary is, what it observes, what it knows.
+
+An attack is handed an :class:`~audit.attack.AttackView` built by :func:`build_view` from a
+simulation transcript, and the view contains exactly what the threat model lets the
+adversary observe (see ``../shared/specs/attacks.md``). Knowledge items gate optional
+side information (e.g. the true labels) so an attack cannot read what its adversary does
+not know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from audit.registry import Registry
+
+
+class Adversary(str, Enum):
+    """Who attacks."""
+
+    SERVER = "honest-but-curious server"
+    EAVESDROPPER = "eavesdropper on the client-server link"
+    CLIENT = "participating client"
+    ANALYST = "analyst of the released model"
+
+
+class ObservationPoint(str, Enum):
+    """Where in the data flow the adversary looks."""
+
+    CLIENT_UPDATE = "one client's observation (what leaves the client after the client-side defense)"
+    AGGREGATE = "the aggregate after the server-side defense (the next global model's update)"
+    BROADCAST = "the model the server broadcasts"
+
+
+class Knowledge(str, Enum):
+    """Side information the adversary holds."""
+
+    ARCHITECTURE = "model architecture"
+    BROADCAST_WEIGHTS = "broadcast model weights"
+    LOCAL_TRAINING = "client's local training schedule (steps, learning rate)"
+    BATCH_SIZE = "client's batch size"
+    LABELS = "true labels of the client's batch"
+    DEFENSE_PARAMS = "the defense's public parameters"
+    DATA_PRIOR = "the data domain (image shape, value range)"
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """Who the adversary is, what it observes and what it knows."""
+
+    name: str
+    adversary: Adversary
+    observes: ObservationPoint
+    knows: frozenset[Knowledge] = field(default_factory=frozenset)
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready form for the report."""
+        return {
+            "name": self.name,
+            "adversary": self.adversary.value,
+            "observes": self.observes.value,
+            "knows": sorted(k.value for k in self.knows),
+            "description": self.description,
+        }
+
+    def knows_(self, item: Knowledge) -> bool:
+        """Whether the adversary holds ``item``."""
+        return item in self.knows
+
+
+_WHITE_BOX = frozenset(
+    {
+        Knowledge.ARCHITECTURE,
+        Knowledge.BROADCAST_WEIGHTS,
+        Knowledge.LOCAL_TRAINING,
+        Knowledge.BATCH_SIZE,
+        Knowledge.DEFENSE_PARAMS,
+        Knowledge.DATA_PRIOR,
+    }
+)
+
+THREAT_MODELS: Registry[ThreatModel] = Registry("threat model")
+THREAT_MODELS.register(
+    "hbc-server",
+    lambda: ThreatModel(
+        "hbc-server",
+        Adversary.SERVER,
+        ObservationPoint.CLIENT_UPDATE,
+        _WHITE_BOX,
+        "The server follows the protocol but inspects each client's observation; it knows the "
+        "model it broadcast, the architecture and the training schedule, not the labels.",
+    ),
+    summary="honest-but-curious server that sees each client's observation",
+)
+THREAT_MODELS.register(
+    "hbc-server-labels",
+    lambda: ThreatModel(
+        "hbc-server-labels",
+        Adversary.SERVER,
+        ObservationPoint.CLIENT_UPDATE,
+        _WHITE_BOX | {Knowledge.LABELS},
+        "As hbc-server, and the adversary also knows the labels of the client's batch "
+        "(a strictly stronger adversary).",
+    ),
+    summary="honest-but-curious server that also knows the labels",
+)
+THREAT_MODELS.register(
+    "aggregate-observer",
+    lambda: ThreatModel(
+        "aggregate-observer",
+        Adversary.ANALYST,
+        ObservationPoint.AGGREGATE,
+        _WHITE_BOX,
+        "The adversary sees only the aggregated update (as with central DP, a trusted server "
+        "or secure aggregation): any client, or anyone holding successive global models.",
+    ),
+    summary="sees only the aggregate (central DP's adversary)",
+)
+
+
+def create_threat_model(name: str) -> ThreatModel:
+    """The registered threat model ``name``."""
+    return THREAT_MODELS.create(name)

@@ -1,0 +1,101 @@
+"""Declarative parameter checks (after scikit-learn's ``_param_validation``).
+
+Each check returns the validated (and possibly converted) value or raises
+:class:`~audit.errors.InvalidParameterError` naming the parameter and the bad value.
+NaN fails every numeric interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from audit.errors import InvalidParameterError, invalid
+
+
+def _as_number(name: str, owner: str, value: Any, kind: type) -> float | int:
+    if isinstance(value, bool):
+        raise invalid(name, owner, f"a {kind.__name__}", value)
+    if isinstance(value, str):
+        try:
+            value = kind(value)
+        except ValueError:
+            raise invalid(name, owner, f"a {kind.__name__}", value) from None
+    if kind is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise invalid(name, owner, "an int", value)
+        return value
+    if not isinstance(value, (int, float)):
+        raise invalid(name, owner, "a float", value)
+    return float(value)
+
+
+def check_interval(
+    name: str,
+    owner: str,
+    value: Any,
+    *,
+    kind: type = float,
+    low: float | None = None,
+    high: float | None = None,
+    closed: str = "both",
+) -> Any:
+    """Check that ``value`` is a ``kind`` inside the interval (``closed``: both|left|right|neither)."""
+    v = _as_number(name, owner, value, kind)
+    lo_open = closed in ("right", "neither")
+    hi_open = closed in ("left", "neither")
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    desc = (
+        f"a {kind.__name__} in the range {left}{'-inf' if low is None else low}, "
+        f"{'inf' if high is None else high}{right}"
+    )
+    if isinstance(v, float) and math.isnan(v):
+        raise invalid(name, owner, desc, value)
+    if low is not None and (v < low or (lo_open and v == low)):
+        raise invalid(name, owner, desc, value)
+    if high is not None and (v > high or (hi_open and v == high)):
+        raise invalid(name, owner, desc, value)
+    return v
+
+
+def check_positive(name: str, owner: str, value: Any, *, kind: type = float) -> Any:
+    """Strictly positive number."""
+    return check_interval(name, owner, value, kind=kind, low=0, closed="right")
+
+
+def check_nonnegative(name: str, owner: str, value: Any, *, kind: type = float) -> Any:
+    """Number >= 0."""
+    return check_interval(name, owner, value, kind=kind, low=0, closed="both")
+
+
+def check_options(name: str, owner: str, value: Any, options: Iterable[str]) -> str:
+    """One string among ``options``."""
+    opts = list(options)
+    if not isinstance(value, str) or value not in opts:
+        raise invalid(name, owner, "a str among {" + ", ".join(repr(o) for o in opts) + "}", value)
+    return value
+
+
+def check_bool(name: str, owner: str, value: Any) -> bool:
+    """A boolean, also accepting the strings true/false/1/0/yes/no from the CLI."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise invalid(name, owner, "a bool", value)
+
+
+def check_known_keys(params: dict[str, Any], allowed: Iterable[str], owner: str) -> None:
+    """Reject keys that ``owner`` does not accept, naming the first unknown one."""
+    allowed = list(allowed)
+    for key in params:
+        if key not in allowed:
+            raise InvalidParameterError(
+                f"Unknown parameter {key!r} for {owner}; valid parameters are: "
+                + (", ".join(sorted(allowed)) or "none")
+                + "."
+            )

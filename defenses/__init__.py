@@ -1,0 +1,11 @@
+"""Defenses and baselines. One module per defense, one registry line each below."""
+
+from audit.defense import DEFENSES
+from defenses.dp_fedavg import DPFedAvg
+from defenses.fedavg import FedAvg, FedSGD
+
+DEFENSES.register("fedsgd", FedSGD.from_params, summary="undefended FedSGD: one gradient per client and round")
+DEFENSES.register("fedavg", FedAvg.from_params, summary="undefended FedAvg: E local SGD steps, model deltas averaged")
+DEFENSES.register("dp-fedavg", DPFedAvg.from_params, summary="client-level DP-FedAvg: L2 clipping + Gaussian noise, local or central")
+
+__all__ = ["DEFENSES", "DPFedAvg", "FedAvg", "FedSGD"]

@@ -1,0 +1,80 @@
+"""Undefended baselines: FedSGD and FedAvg (McMahan et al. 2017).
+
+FedSGD: each client sends the gradient of one local batch. FedAvg: each client runs E
+local SGD steps and sends its model delta. The server averages, weighted by the number of
+examples. Neither makes a DP claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from audit.claims import PrivacyClaim
+from audit.defense import Defense, FederationSchedule
+from audit.updates import LocalTraining, ModelUpdate, UpdateKind, average
+from audit.validation import check_interval, check_known_keys, check_positive
+
+
+class FedAvg(Defense):
+    """Federated averaging with E local steps (E=1 and gradients: FedSGD)."""
+
+    name = "fedavg"
+
+    def __init__(self, *, local_steps: int = 2, lr: float = 0.1, kind: UpdateKind | None = None):
+        local_steps = check_interval("local_steps", self.name, local_steps, kind=int, low=1)
+        lr = check_positive("lr", self.name, lr)
+        kind = kind or (UpdateKind.MODEL_DELTA)
+        self._training = LocalTraining(steps=local_steps, lr=lr, kind=kind)
+
+    @classmethod
+    def from_params(cls, **params: Any) -> "FedAvg":
+        """Build from user parameters (``local_steps``, ``lr``)."""
+        check_known_keys(params, ("local_steps", "lr"), cls.name)
+        return cls(**params)
+
+    @property
+    def local_training(self) -> LocalTraining:
+        return self._training
+
+    def params(self) -> dict[str, Any]:
+        return {"local_steps": self._training.steps, "lr": self._training.lr}
+
+    def client_side(self, update: ModelUpdate, *, generator: torch.Generator) -> ModelUpdate:
+        return update
+
+    def server_side(
+        self, observations: Sequence[ModelUpdate], *, generator: torch.Generator
+    ) -> ModelUpdate:
+        weights = [max(o.num_examples, 1) for o in observations]
+        return ModelUpdate(
+            kind=observations[0].kind,
+            tensors=average(observations, weights=weights),
+            round=observations[0].round,
+            num_examples=sum(o.num_examples for o in observations),
+        )
+
+    def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
+        return PrivacyClaim.none(
+            f"{self.name} makes no differential-privacy claim: updates leave clients unprotected."
+        )
+
+
+class FedSGD(FedAvg):
+    """Federated SGD: one local gradient per client and round, averaged by the server."""
+
+    name = "fedsgd"
+
+    def __init__(self, *, lr: float = 0.1):
+        super().__init__(local_steps=1, lr=lr, kind=UpdateKind.GRADIENT)
+
+    @classmethod
+    def from_params(cls, **params: Any) -> "FedSGD":
+        """Build from user parameters (``lr``)."""
+        check_known_keys(params, ("lr",), cls.name)
+        return cls(**params)
+
+    def params(self) -> dict[str, Any]:
+        return {"lr": self._training.lr}

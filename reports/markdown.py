@@ -1,0 +1,147 @@
+"""Markdown rendering of an audit report (same content as the HTML page, no images).
+
+User strings are escaped so that they neither break the tables (``|``, newlines) nor
+turn into markup or raw HTML (``<``, ``*``, ``[`` ...) in a Markdown viewer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reports.html import NA, NO_DP_CLAIM, report_view
+
+_SPECIAL = re.compile(r"([\\`*\[\]<>|~])")
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def md_escape(text: object) -> str:
+    """Escape ``text`` for Markdown inline use (table cells, list items, headings).
+
+    Newlines become spaces; Markdown punctuation, ``<``/``>`` and a leading ``#`` are
+    backslash-escaped; underscores inside words (``label_accuracy``) are left as they
+    are, since they cannot start emphasis.
+    """
+    s = " ".join(str(text).splitlines())
+    s = _SPECIAL.sub(r"\\\1", s)
+    s = _EDGE_UNDERSCORE.sub(r"\\_", s)
+    return "\\" + s if s.startswith("#") else s
+
+
+def md_code(text: object) -> str:
+    """``text`` as an inline code span, with a fence longer than any backtick run in it."""
+    s = " ".join(str(text).splitlines())
+    runs = [len(r) for r in re.findall(r"`+", s)]
+    fence = "`" * (max(runs, default=0) + 1)
+    if s.startswith("`") or s.endswith("`") or not s.strip():
+        s = f" {s} "
+    return f"{fence}{s}{fence}"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(cell if cell else " " for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _params(params: list[tuple[str, str]]) -> list[str]:
+    if not params:
+        return ["No parameters.", ""]
+    return _table(["Parameter", "Value"], [[md_escape(k), md_escape(v)] for k, v in params])
+
+
+def _finding(f: dict) -> list[str]:
+    e = md_escape
+    out = [f"## Finding {f['index']}: {e(f['title'])}", "",
+           f"ID {md_code(f['id'])} · runtime {f['runtime']}", "",
+           f"### Defense: {e(f['defense'])}", ""]
+    out += _params(f["defense_params"])
+    claim = f["claim"]
+    out += ["### Privacy claim", ""]
+    if claim["has_dp"]:
+        out += [f"**Differential privacy claim: {e(claim['short'])}**", ""]
+        out += _table(["Claim", "Value"], [[e(k), e(v)] for k, v in claim["rows"]])
+    else:
+        out += [f"**{NO_DP_CLAIM}**", ""]
+    out += [e(claim["statement"]), ""]
+    t = f["threat"]
+    knows = "; ".join(e(k) for k in t["knows"]) or "nothing beyond what it observes"
+    out += [f"### Threat model: {e(t['name'])}", ""]
+    out += _table(["Field", "Value"], [["Adversary", e(t["adversary"])],
+                                       ["Observes", e(t["observes"])], ["Knows", knows]])
+    out += [e(t["description"]), ""]
+    out += [f"### Attack: {e(f['attack'])} ({e(f['attack_family'])})", ""]
+    out += _params(f["attack_params"])
+    out += ["### Setting", ""]
+    out += _table(["Setting", "Value"], [[e(k), e(v)] for k, v in f["setting_rows"]])
+    out += ["### Results", ""]
+    if f["metrics"]:
+        rows = [[e(m["name"]), e(m["unit"]), m["mean"], m["worst"], m["baseline_mean"],
+                 m["baseline_worst"], f"{m['advantage']} ({m['arrow']} {m['direction']})"]
+                for m in f["metrics"]]
+        out += _table(["Metric", "Unit", "Mean", "Worst case", "Baseline mean",
+                       "Baseline worst", "Advantage"], rows, right={2, 3, 4, 5, 6})
+        if f["baselines"]:
+            out += ["Baselines:", ""] + [f"- {e(n)}: {e(d)}" for n, d in f["baselines"]] + [""]
+        if f["notes"]:
+            out += ["Notes:", ""] + [f"- {e(n)}: {e(d)}" for n, d in f["notes"]] + [""]
+    else:
+        out += ["No metrics.", ""]
+    if f["image"]:
+        out += [f"Images: (image grid in report.html). Caption: {e(f['image']['caption'])}", ""]
+    return out
+
+
+def render_markdown(report: dict) -> str:
+    """Render an audit report as Markdown.
+
+    Same content and order as :func:`~reports.html.render_html`: summary table, run
+    metadata, environment, notes, then one section per finding with its results table.
+    Image grids are not embedded; the text points to ``report.html`` instead.
+
+    Args:
+        report: A report that passes :func:`~reports.schema.validate_report`.
+
+    Returns:
+        The Markdown text, ending with a newline; equal reports give identical text.
+
+    Raises:
+        InvalidParameterError: If ``report`` is not a valid report.
+    """
+    v = report_view(report)
+    e = md_escape
+    out = [f"# {e(v['title'])}", ""]
+    command = md_code(v["command"]).replace("|", "\\|")  # GFM splits cells even in code
+    out += _table(["Field", "Value"], [["Created (UTC)", e(v["created"])], ["Command", command],
+                                       ["Seed", str(v["seed"])], ["Runtime", v["runtime"]]])
+    out += ["## Summary", ""]
+    if v["findings"]:
+        rows = []
+        for f in v["findings"]:
+            h = f["headline"]
+            claim = f["claim"]["short"] if f["claim"]["has_dp"] else f"**{NO_DP_CLAIM}**"
+            metric = [NA, NA, NA, NA] if h is None else [
+                e(h["name"]) + (f" ({e(h['unit'])})" if h["unit"] else ""),
+                h["mean"], h["baseline_mean"], h["advantage_text"]]
+            rows.append([e(f["id"]), e(f["defense"]), e(claim) if f["claim"]["has_dp"] else claim,
+                         e(f["attack"])] + metric)
+        out += _table(["Finding", "Defense", "Claim", "Attack", "Headline metric", "Mean",
+                       "Baseline mean", "Advantage"], rows, right={5, 6, 7})
+        out += ["Advantage = attack mean − baseline mean; the direction says which sign "
+                "means more leakage.", ""]
+    else:
+        out += ["This report has no findings.", ""]
+    env = v["env"]
+    out += ["## Environment", ""]
+    out += _table(["Field", "Value"],
+                  [["Device", e(env["device"])], ["Threads", str(env["threads"])],
+                   ["fedaudit", e(env["fedaudit"])], ["Python", e(env["python"])],
+                   ["Platform", e(env["platform"])]]
+                  + [[e(n), e(ver)] for n, ver in env["packages"]])
+    if v["notes"]:
+        out += ["## Notes", ""] + [f"- {e(n)}" for n in v["notes"]] + [""]
+    for f in v["findings"]:
+        out += _finding(f)
+    out += [f"Rendered by fedaudit {e(env['fedaudit'])} from report.json (schema version "
+            f"{v['schema_version']}), which is the source of truth for every number here."]
+    return "\n".join(out) + "\n"

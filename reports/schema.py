@@ -1,0 +1,320 @@
+"""Structure of ``report.json`` (schema version 1.0) and its validation.
+
+:func:`validate_report` checks required keys, types and enumerations, and raises
+:class:`~audit.errors.InvalidParameterError` with a one-line message that names the
+offending key path, e.g. ``findings[0].claim.epsilon``. Unknown extra keys are allowed
+(so that a report can carry more than the renderers show). :func:`strip_volatile`
+drops the keys that differ between otherwise identical runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+from audit.errors import InvalidParameterError
+
+SCHEMA_VERSION = "1.0"
+VOLATILE_KEYS = ("created_utc", "runtime_s")
+
+_KIND = "fedaudit-audit"
+_DIRECTIONS = ("higher-leaks-more", "lower-leaks-more")
+_TRUST_MODELS = ("local", "central")
+_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fail(path: str, constraint: str, value: Any) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"Invalid report: {path!r} must be {constraint}. Got {_short(value)} instead."
+    )
+
+
+def _key(obj: dict, path: str, key: str) -> Any:
+    if key not in obj:
+        raise InvalidParameterError(
+            f"Invalid report: the required key {_join(path, key)!r} is missing."
+        )
+    return obj[key]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _dict(v: Any, path: str) -> dict:
+    if not isinstance(v, dict):
+        raise _fail(path, "an object (dict)", v)
+    return v
+
+
+def _str(v: Any, path: str) -> str:
+    if not isinstance(v, str):
+        raise _fail(path, "a str", v)
+    return v
+
+
+def _opt_str(v: Any, path: str) -> None:
+    if v is not None and not isinstance(v, str):
+        raise _fail(path, "a str or null", v)
+
+
+def _bool(v: Any, path: str) -> None:
+    if not isinstance(v, bool):
+        raise _fail(path, "a bool", v)
+
+
+def _int(v: Any, path: str, low: int | None = None) -> None:
+    constraint = "an int" if low is None else f"an int >= {low}"
+    if isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low):
+        raise _fail(path, constraint, v)
+
+
+def _opt_int(v: Any, path: str, low: int = 0) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+        raise _fail(path, f"an int >= {low} or null", v)
+
+
+def _float(v: Any, path: str, *, nullable: bool = False, low: float | None = None,
+           high: float | None = None) -> None:
+    if v is None and nullable:
+        return
+    desc = "a finite number"
+    if low is not None and high is not None:
+        desc = f"a number in the range [{low}, {high}]"
+    elif low is not None:
+        desc = f"a number >= {low}"
+    if nullable:
+        desc += " or null"
+    if not _is_number(v) or not math.isfinite(v):
+        raise _fail(path, desc, v)
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise _fail(path, desc, v)
+
+
+def _options(v: Any, path: str, options: tuple[str, ...], *, nullable: bool = False) -> None:
+    if v is None and nullable:
+        return
+    if not isinstance(v, str) or v not in options:
+        desc = "one of {" + ", ".join(repr(o) for o in options) + "}"
+        raise _fail(path, desc + (" or null" if nullable else ""), v)
+
+
+def _str_list(v: Any, path: str) -> None:
+    if not isinstance(v, list):
+        raise _fail(path, "a list of str", v)
+    for i, item in enumerate(v):
+        _str(item, f"{path}[{i}]")
+
+
+def _scalar_params(v: Any, path: str) -> None:
+    for name, value in _dict(v, path).items():
+        sub = _join(path, str(name))
+        if not isinstance(name, str):
+            raise _fail(path, "an object with str keys", name)
+        if _is_number(value):
+            _float(value, sub)
+        elif value is not None and not isinstance(value, (str, bool)):
+            raise _fail(sub, "a JSON scalar (str, number, bool or null)", value)
+
+
+def _json_value(v: Any, path: str) -> None:
+    if isinstance(v, dict):
+        for name, value in v.items():
+            if not isinstance(name, str):
+                raise _fail(path, "an object with str keys", name)
+            _json_value(value, _join(path, name))
+    elif isinstance(v, list):
+        for i, item in enumerate(v):
+            _json_value(item, f"{path}[{i}]")
+    elif _is_number(v):
+        _float(v, path)
+    elif v is not None and not isinstance(v, (str, bool)):
+        raise _fail(path, "a JSON value", v)
+
+
+def _check_version(v: Any) -> None:
+    if not isinstance(v, str):
+        raise _fail("schema_version", f"the str {SCHEMA_VERSION!r}", v)
+    if v == SCHEMA_VERSION:
+        return
+    hint = ""
+    try:
+        found = tuple(int(p) for p in v.split("."))
+        supported = tuple(int(p) for p in SCHEMA_VERSION.split("."))
+        if found < supported:
+            hint = " (an older schema; re-run the audit to regenerate the report)"
+        else:
+            hint = " (a newer schema; upgrade fedaudit to read it)"
+    except ValueError:
+        pass
+    raise InvalidParameterError(
+        f"Invalid report: 'schema_version' is {v!r}{hint}, but this fedaudit supports "
+        f"only schema version {SCHEMA_VERSION!r}."
+    )
+
+
+def _check_environment(env: Any, path: str) -> None:
+    _dict(env, path)
+    for key in ("fedaudit", "python", "platform", "device"):
+        _str(_key(env, path, key), _join(path, key))
+    packages = _dict(_key(env, path, "packages"), _join(path, "packages"))
+    for name, version in packages.items():
+        _str(version, _join(_join(path, "packages"), str(name)))
+    _int(_key(env, path, "threads"), _join(path, "threads"), low=0)
+
+
+def _check_claim(claim: Any, path: str) -> None:
+    _dict(claim, path)
+    get = lambda k: _key(claim, path, k)  # noqa: E731
+    _bool(get("has_dp"), _join(path, "has_dp"))
+    _float(get("epsilon"), _join(path, "epsilon"), nullable=True, low=0)
+    _float(get("delta"), _join(path, "delta"), nullable=True, low=0, high=1)
+    _opt_str(get("unit"), _join(path, "unit"))
+    _options(get("trust_model"), _join(path, "trust_model"), _TRUST_MODELS, nullable=True)
+    _opt_int(get("compositions"), _join(path, "compositions"))
+    _opt_str(get("accountant"), _join(path, "accountant"))
+    _opt_str(get("mechanism"), _join(path, "mechanism"))
+    _str(get("statement"), _join(path, "statement"))
+
+
+def _check_metric(metric: Any, path: str) -> None:
+    _dict(metric, path)
+    get = lambda k: _key(metric, path, k)  # noqa: E731
+    _str(get("name"), _join(path, "name"))
+    _str(get("unit"), _join(path, "unit"))
+    _options(get("direction"), _join(path, "direction"), _DIRECTIONS)
+    _float(get("mean"), _join(path, "mean"), nullable=True)
+    _float(get("worst"), _join(path, "worst"), nullable=True)
+    per_item = get("per_item")
+    if not isinstance(per_item, list):
+        raise _fail(_join(path, "per_item"), "a list of numbers or nulls", per_item)
+    for i, item in enumerate(per_item):
+        _float(item, f"{path}.per_item[{i}]", nullable=True)
+    baseline = get("baseline")
+    if baseline is not None:
+        bpath = _join(path, "baseline")
+        _dict(baseline, bpath)
+        _str(_key(baseline, bpath, "description"), _join(bpath, "description"))
+        _float(_key(baseline, bpath, "mean"), _join(bpath, "mean"), nullable=True)
+        _float(_key(baseline, bpath, "worst"), _join(bpath, "worst"), nullable=True)
+    _opt_str(get("note"), _join(path, "note"))
+
+
+def _check_finding(f: Any, path: str) -> None:
+    _dict(f, path)
+    get = lambda k: _key(f, path, k)  # noqa: E731
+    _str(get("id"), _join(path, "id"))
+    _str(get("title"), _join(path, "title"))
+    defense, dpath = _dict(get("defense"), _join(path, "defense")), _join(path, "defense")
+    _str(_key(defense, dpath, "name"), _join(dpath, "name"))
+    _scalar_params(_key(defense, dpath, "params"), _join(dpath, "params"))
+    _check_claim(get("claim"), _join(path, "claim"))
+    tm, tpath = _dict(get("threat_model"), _join(path, "threat_model")), _join(path, "threat_model")
+    for key in ("name", "adversary", "observes", "description"):
+        _str(_key(tm, tpath, key), _join(tpath, key))
+    _str_list(_key(tm, tpath, "knows"), _join(tpath, "knows"))
+    attack, apath = _dict(get("attack"), _join(path, "attack")), _join(path, "attack")
+    for key in ("name", "family"):
+        _str(_key(attack, apath, key), _join(apath, key))
+    _scalar_params(_key(attack, apath, "params"), _join(apath, "params"))
+    setting, spath = _dict(get("setting"), _join(path, "setting")), _join(path, "setting")
+    for key in ("dataset", "model"):
+        _str(_key(setting, spath, key), _join(spath, key))
+    _json_value(_dict(_key(setting, spath, "model_params"), _join(spath, "model_params")),
+                _join(spath, "model_params"))
+    for key in ("batch_size", "num_targets", "local_steps", "rounds", "clients"):
+        _int(_key(setting, spath, key), _join(spath, key), low=0)
+    metrics = get("metrics")
+    if not isinstance(metrics, list):
+        raise _fail(_join(path, "metrics"), "a list of metric objects", metrics)
+    for i, metric in enumerate(metrics):
+        _check_metric(metric, f"{path}.metrics[{i}]")
+    images = get("images")
+    if images is not None:
+        ipath = _join(path, "images")
+        _dict(images, ipath)
+        data = _str(_key(images, ipath, "png_base64"), _join(ipath, "png_base64"))
+        try:
+            if not _B64.fullmatch(data):
+                raise ValueError
+            base64.b64decode(data, validate=True)
+        except (ValueError, binascii.Error):
+            raise _fail(_join(ipath, "png_base64"), "base64-encoded PNG data", data) from None
+        _str(_key(images, ipath, "caption"), _join(ipath, "caption"))
+    _float(get("runtime_s"), _join(path, "runtime_s"), low=0)
+
+
+def validate_report(report: dict) -> dict:
+    """Check the structure of an audit report (schema version :data:`SCHEMA_VERSION`).
+
+    Args:
+        report: The decoded ``report.json`` object.
+
+    Returns:
+        The same ``report`` object, unchanged.
+
+    Raises:
+        InvalidParameterError: On the first problem found: a wrong ``schema_version``
+            (naming the version found and the one supported), a missing key, a value of
+            the wrong type, an unknown enumeration value or a duplicate finding id. The
+            one-line message names the key path, e.g. ``findings[0].claim.epsilon``.
+    """
+    if not isinstance(report, dict):
+        raise _fail("report", "a JSON object (dict)", type(report).__name__)
+    _check_version(_key(report, "", "schema_version"))
+    kind = _key(report, "", "kind")
+    if kind != _KIND:
+        raise _fail("kind", repr(_KIND), kind)
+    _str(_key(report, "", "title"), "title")
+    created = _str(_key(report, "", "created_utc"), "created_utc")
+    try:
+        datetime.fromisoformat(created)
+    except ValueError:
+        raise _fail("created_utc", "an ISO-8601 date and time", created) from None
+    _float(_key(report, "", "runtime_s"), "runtime_s", low=0)
+    _str(_key(report, "", "command"), "command")
+    _int(_key(report, "", "seed"), "seed")
+    _check_environment(_key(report, "", "environment"), "environment")
+    _str_list(_key(report, "", "notes"), "notes")
+    findings = _key(report, "", "findings")
+    if not isinstance(findings, list):
+        raise _fail("findings", "a list of finding objects", findings)
+    seen: set[str] = set()
+    for i, finding in enumerate(findings):
+        _check_finding(finding, f"findings[{i}]")
+        if finding["id"] in seen:
+            raise _fail(f"findings[{i}].id", "unique among the findings", finding["id"])
+        seen.add(finding["id"])
+    return report
+
+
+def strip_volatile(report: Any) -> Any:
+    """Deep copy of ``report`` without the :data:`VOLATILE_KEYS`, at any nesting level.
+
+    Two runs of the same audit with the same seed give equal stripped reports.
+
+    Args:
+        report: A report dict (or any JSON-like value).
+
+    Returns:
+        A new object; ``report`` is not modified.
+    """
+    if isinstance(report, dict):
+        return {k: strip_volatile(v) for k, v in report.items() if k not in VOLATILE_KEYS}
+    if isinstance(report, list):
+        return [strip_volatile(v) for v in report]
+    return copy.deepcopy(report)
