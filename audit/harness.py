@@ -193,7 +193,7 @@ def attack_run(
         metrics += [s.to_dict() for s in summaries]
         n = min(len(t), MAX_GRID_IMAGES)
         images = {
-            "png_base64": png_base64(image_grid_png([t[:n], r[:n]], scale=2)),
+            "png_base64": png_base64(image_grid_png([t[:n], r[:n]], scale=max(2, 96 // t.shape[-1]))),
             "caption": f"Top row: ground truth; bottom row: {attack.name} reconstruction "
             f"({n} of {len(t)} images, matched by Hungarian assignment).",
         }
