@@ -147,9 +147,7 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
         device = resolve_device(settings.pop("device"))
         threads = set_threads(settings.pop("threads"))
         config = AuditConfig(**settings)
-        from audit.harness import run_audit
-
-        from audit.harness import validate
+        from audit.harness import run_audit, validate
 
         validate(config)
         scorer, notes = _lpips(opts["lpips"], device)

@@ -1,0 +1,47 @@
+"""Registries list valid names on error; parameter checks use one wording."""
+
+import math
+
+import pytest
+
+from audit.config import AuditConfig, parse_pairs, parse_value
+from audit.errors import InvalidParameterError
+from audit.registry import Registry
+from audit.validation import check_interval, check_options
+
+
+def test_registry_unknown_name_lists_valid_ones():
+    reg = Registry("widget")
+    reg.register("a", lambda: 1, summary="first")
+    reg.register("b", lambda: 2)
+    with pytest.raises(InvalidParameterError, match=r"Unknown widget 'c'; valid widgets are: a, b"):
+        reg.create("c")
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a", lambda: 3)
+    reg.register("a", lambda: 3, force=True)
+    assert reg.create("a") == 3 and reg.names() == ["a", "b"]
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, math.nan, "x", True])
+def test_interval_wording(value):
+    with pytest.raises(InvalidParameterError, match=r"The 'clip' parameter of F must be a float.* Got .* instead"):
+        check_interval("clip", "F", value, low=0, closed="right")
+
+
+def test_options_wording():
+    with pytest.raises(InvalidParameterError, match=r"among \{'a', 'b'\}\. Got 'c' instead"):
+        check_options("mode", "F", "c", ("a", "b"))
+
+
+def test_cli_values_are_typed():
+    assert parse_value("3") == 3 and parse_value("1e-5") == 1e-5 and parse_value("true") is True
+    assert parse_value("none") is None and parse_value("local") == "local"
+    assert parse_pairs(["a=1", "b = x"], "--p") == {"a": 1, "b": "x"}
+    with pytest.raises(InvalidParameterError, match="'novalue'"):
+        parse_pairs(["novalue"], "--p")
+
+
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("num_targets", -1), ("rounds", 0), ("seed", -3)])
+def test_config_rejects_bad_counts(field, value):
+    with pytest.raises(InvalidParameterError, match=field):
+        AuditConfig(**{field: value})
