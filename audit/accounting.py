@@ -1,4 +1,5 @@
-"""Privacy accounting through dp_accounting (Google) — no hand-written RDP/PLD maths.
+"""Privacy accounting through libraries — dp_accounting (Google) and opacus — as plug-ins;
+no hand-written RDP/PLD maths.
 
 Two events cover the defenses of the foundation:
 
@@ -18,14 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import math
+from typing import Protocol
+
 import dp_accounting
-from dp_accounting.pld import PLDAccountant
-from dp_accounting.rdp import RdpAccountant
 
 from audit.errors import InvalidParameterError
-from audit.validation import check_interval, check_options, check_positive
-
-ACCOUNTANTS = ("pld", "rdp")
+from audit.registry import Registry
+from audit.validation import check_interval, check_positive
 
 
 class Neighbouring(str, Enum):
@@ -60,43 +61,46 @@ class GaussianEventSpec:
         return f"{base} composed {self.compositions}x, {self.neighbouring.value}"
 
 
-def _make_accountant(name: str, neighbouring: Neighbouring, noise_multiplier: float = 1.0):
-    name = check_options("accountant", "the accountant", name, ACCOUNTANTS)
-    if name == "pld":
-        rel = (
-            dp_accounting.NeighboringRelation.REPLACE_ONE
-            if neighbouring is Neighbouring.REPLACE
-            else dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE
-        )
-        # The privacy-loss range grows like 1/z^2: widen the discretisation interval for
-        # small z so memory stays bounded. The PLD estimate stays pessimistic (an upper
-        # bound on epsilon), only less tight, and epsilon is large there anyway.
-        interval = 1e-4 * max(1.0, (0.5 / noise_multiplier) ** 2)
-        return PLDAccountant(neighboring_relation=rel, value_discretization_interval=interval)
-    if neighbouring is Neighbouring.REPLACE:
-        # dp_accounting's RdpAccountant returns the add-or-remove epsilon for an unsampled
-        # Gaussian under REPLACE_ONE (checked with dp_accounting 0.6), which would
-        # under-state the claim by the factor-two sensitivity; refuse rather than mislead.
-        raise InvalidParameterError(
-            "The 'accountant' parameter must be 'pld' for replace-one (local DP) claims. "
-            "Got 'rdp' instead."
-        )
-    return RdpAccountant()
+class Accountant(Protocol):
+    """An accountant plug-in: epsilon of a Gaussian event spec at delta.
+
+    Implementations wrap a library (dp_accounting, opacus) and raise
+    :class:`InvalidParameterError` for a spec they cannot account faithfully.
+    """
+
+    name: str
+    label: str
+    #: relative tolerance the backend states for its epsilon (used by cross-checks)
+    tolerance: float
+
+    def epsilon(self, spec: GaussianEventSpec, *, delta: float) -> float: ...
+
+
+ACCOUNTANTS: Registry[Accountant] = Registry("accountant")
+
+
+def _register_backends() -> None:
+    from audit.accountant_dp_accounting import DpAccountingPLD, DpAccountingRDP
+    from audit.accountant_opacus import OpacusPRV, OpacusRDP
+
+    ACCOUNTANTS.register("pld", DpAccountingPLD, summary="dp_accounting privacy-loss distributions (tight)")
+    ACCOUNTANTS.register("rdp", DpAccountingRDP, summary="dp_accounting Renyi DP (an upper bound)")
+    ACCOUNTANTS.register("opacus-rdp", OpacusRDP, summary="opacus Renyi DP accountant")
+    ACCOUNTANTS.register("opacus-prv", OpacusPRV, summary="opacus privacy random variables (Gopi et al. 2021)")
 
 
 def accountant_label(name: str) -> str:
     """Human-readable name of the accountant, with the library version."""
-    lib = f"dp_accounting {getattr(dp_accounting, '__version__', '')}".strip()
-    return {"pld": f"{lib} PLDAccountant", "rdp": f"{lib} RdpAccountant"}[name]
+    return ACCOUNTANTS.create(name).label
 
 
 def epsilon(spec: GaussianEventSpec, *, delta: float, accountant: str = "pld") -> float:
     """Epsilon of ``spec`` at ``delta`` from the chosen accountant."""
     check_interval("delta", "epsilon", delta, low=0, high=1, closed="neither")
     check_positive("noise_multiplier", "epsilon", spec.noise_multiplier)
-    acc = _make_accountant(accountant, spec.neighbouring, spec.noise_multiplier)
-    acc.compose(spec.event())
-    return float(acc.get_epsilon(delta))
+    check_interval("sample_rate", "epsilon", spec.sample_rate, low=0, high=1, closed="right")
+    check_interval("compositions", "epsilon", spec.compositions, kind=int, low=1)
+    return float(ACCOUNTANTS.create(accountant).epsilon(spec, delta=delta))
 
 
 def calibrate_noise_multiplier(
@@ -104,30 +108,34 @@ def calibrate_noise_multiplier(
 ) -> float:
     """Smallest noise multiplier whose epsilon at ``delta`` is at most ``target_epsilon``.
 
-    Uses ``dp_accounting.calibrate_dp_mechanism``; the returned value is on the safe side of
-    the bisection tolerance (its epsilon never exceeds the target).
+    Bisection in log-space over the accountant's own epsilon (monotone in z); the returned
+    value is the upper end of the final bracket, so its epsilon never exceeds the target.
     """
     check_positive("target_epsilon", "calibrate_noise_multiplier", target_epsilon)
     check_interval("delta", "calibrate_noise_multiplier", delta, low=0, high=1, closed="neither")
-    _make_accountant(accountant, spec.neighbouring)  # validate early
     low, high = 0.3, 1000.0
-    if epsilon(_with_z(spec, high), delta=delta, accountant=accountant) > target_epsilon:
+
+    def eps(z: float) -> float:
+        return epsilon(_with_z(spec, z), delta=delta, accountant=accountant)
+
+    if eps(high) > target_epsilon:
         raise InvalidParameterError(
             f"The 'target_epsilon' parameter is unreachable: even noise multiplier {high:g} "
             f"gives a larger epsilon. Got {target_epsilon!r} instead."
         )
-    if epsilon(_with_z(spec, low), delta=delta, accountant=accountant) <= target_epsilon:
+    if eps(low) <= target_epsilon:
         return low
-    z = dp_accounting.calibrate_dp_mechanism(
-        lambda: _make_accountant(accountant, spec.neighbouring),
-        spec.event,
-        target_epsilon,
-        delta,
-        bracket_interval=dp_accounting.ExplicitBracketInterval(low, high),
-        tol=1e-4,
-    )
-    return float(z)
+    while high / low > 1 + 1e-4:
+        mid = math.sqrt(low * high)
+        if eps(mid) <= target_epsilon:
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 def _with_z(spec: GaussianEventSpec, z: float) -> GaussianEventSpec:
     return GaussianEventSpec(z, spec.compositions, spec.sample_rate, spec.neighbouring)
+
+
+_register_backends()

@@ -17,6 +17,7 @@ PACKAGES = (
     "scikit-learn",
     "lpips",
     "dp-accounting",
+    "opacus",
     "click",
     "jinja2",
 )

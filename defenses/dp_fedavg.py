@@ -91,11 +91,12 @@ class DPFedAvg(Defense):
         )
         self.delta = check_interval("delta", self.name, delta, low=0, high=1, closed="neither")
         self.mode = check_options("mode", self.name, mode, ("local", "central"))
-        self.accountant = check_options("accountant", self.name, accountant, ACCOUNTANTS)
+        self.accountant = check_options("accountant", self.name, accountant, ACCOUNTANTS.names())
         if self.mode == "local" and self.accountant != "pld":
             raise InvalidParameterError(
                 f"The 'accountant' parameter of {self.name} must be 'pld' in local mode "
-                f"(replace-one claims). Got {accountant!r} instead."
+                f"(replace-one claims, which the other accountants do not support). "
+                f"Got {accountant!r} instead."
             )
         self.default_threat_model = "hbc-server" if self.mode == "local" else "aggregate-observer"
         self._expected_clients: int | None = None

@@ -89,3 +89,12 @@ def test_report_rerenders_html_and_markdown(tmp_path, capsys):
     assert (tmp_path / "report.html").exists()
     assert run(["report", str(tmp_path / "report.json"), "--format", "md"], capsys)[0] == 0
     assert "| " in (tmp_path / "report.md").read_text()
+
+
+def test_pretrain_steps_and_threat_model_options(tmp_path, capsys):
+    args = [*BASE, "--attack", "llg", "--pretrain-steps", "5", "--threat-model", "aggregate-observer"]
+    code, _, err = run(["audit", *args, "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    finding = load_report(tmp_path / "report.json")["findings"][0]
+    assert finding["threat_model"]["name"] == "aggregate-observer"
+    assert finding["setting"]["num_targets"] == 1  # one aggregate
