@@ -23,40 +23,42 @@ def _history(spec: GaussianEventSpec, name: str) -> list[tuple[float, float, int
     return [(spec.noise_multiplier, spec.sample_rate, spec.compositions)]
 
 
-class OpacusRDP:
-    """opacus' RDPAccountant (same analysis as dp_accounting's RDP, other orders)."""
+class _OpacusAccountant:
+    """Shared plumbing: build the opacus accountant, load the history, ask for epsilon."""
 
-    name = "opacus-rdp"
-    tolerance = 0.5
-
-    @property
-    def label(self) -> str:
-        return f"opacus {metadata.version('opacus')} RDPAccountant"
-
-    def epsilon(self, spec: GaussianEventSpec, *, delta: float) -> float:
-        from opacus.accountants import RDPAccountant
-
-        acc = RDPAccountant()
-        acc.history = _history(spec, self.name)
-        return float(acc.get_epsilon(delta))
-
-
-class OpacusPRV:
-    """opacus' PRVAccountant: numerical composition of privacy random variables; its
-    ``eps_error`` (default 0.01) is the stated tolerance."""
-
-    name = "opacus-prv"
-    tolerance = 0.02
+    name: str
+    opacus_class: str
+    tolerance: float
 
     @property
     def label(self) -> str:
-        return f"opacus {metadata.version('opacus')} PRVAccountant"
+        return f"opacus {metadata.version('opacus')} {self.opacus_class}"
 
     def epsilon(self, spec: GaussianEventSpec, *, delta: float) -> float:
-        from opacus.accountants import PRVAccountant
+        from opacus import accountants
 
-        acc = PRVAccountant()
+        acc = getattr(accountants, self.opacus_class)()
         acc.history = _history(spec, self.name)
         with warnings.catch_warnings():  # log(0) warnings inside opacus at sample_rate 1
             warnings.simplefilter("ignore", RuntimeWarning)
-            return float(acc.get_epsilon(delta, eps_error=0.01))
+            return float(acc.get_epsilon(delta, **self.options))
+
+    options: dict = {}
+
+
+class OpacusRDP(_OpacusAccountant):
+    """opacus' RDPAccountant (the same analysis as dp_accounting's RDP, other orders)."""
+
+    name = "opacus-rdp"
+    opacus_class = "RDPAccountant"
+    tolerance = 0.5
+
+
+class OpacusPRV(_OpacusAccountant):
+    """opacus' PRVAccountant: numerical composition of privacy random variables; its
+    ``eps_error`` of 0.01 is the stated tolerance."""
+
+    name = "opacus-prv"
+    opacus_class = "PRVAccountant"
+    tolerance = 0.02
+    options = {"eps_error": 0.01}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from audit.cli import main
+from cli_run import run
 from reports.io import load_report
 from reports.schema import strip_volatile
 
@@ -14,12 +14,6 @@ BASE = [
 ]
 TINY = [*BASE, "--attack-param", "iterations=3", "--attack-param", "restarts=2"]
 
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_list_names_every_family(capsys):

@@ -4,14 +4,8 @@ import re
 
 import pytest
 
-from audit.cli import main
+from cli_run import run
 
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_prints_each_accountant(capsys):

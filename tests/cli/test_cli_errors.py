@@ -2,16 +2,10 @@
 
 import pytest
 
-from audit.cli import main
+from cli_run import run
 
 FAST = ["--attack-param", "iterations=2", "--num-targets", "1", "--no-progress"]
 
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize(
