@@ -1,0 +1,176 @@
+"""Empirical epsilon of a defense as run: canaries through the defense's own code, an
+estimator, and a verdict against the claimed epsilon.
+
+White-box canaries in parameter space (Dirac canaries: an update that is large on one
+coordinate and zero elsewhere, or random unit directions for the one-shot estimate) are
+submitted by canary clients through ``defense.client_side`` and ``defense.server_side``;
+the adversary is the one of the claim (local: it sees each observation; central: it sees
+the aggregate). Each round repeats the release, and the per-round outputs are summed,
+which is the optimal (sufficient) statistic for composed Gaussian releases.
+
+Estimators (``../shared/specs/auditing.md``):
+
+* ``cp``: distinguishing test, ``trials`` runs per side on neighbouring inputs (local:
+  canary vs its negation, replace-one; central: canary client present vs absent),
+  Clopper-Pearson lower bound at 95%.
+* ``one-run``: Steinke, Nasr, Jagielski 2023 — ``canaries`` canary clients, each in with
+  probability 1/2, one run, best guesses on the most confident canaries.
+* ``one-shot``: Andrew et al. 2023 — canary clients submit random unit directions; the
+  cosine of what the adversary observes with each canary vs with fresh directions gives a
+  GDP mu, turned into an epsilon *estimate* (not a bound).
+
+Verdict: VIOLATION when a lower bound exceeds the claim (false-alarm rate <= 5%), or when
+the one-shot estimate exceeds the claim by more than 10% (an estimate has no confidence);
+PASS otherwise — which is no proof of privacy.
+
+Choices: canary updates have norm 1000 C so clipping always binds; the one-shot estimate
+measures presence vs absence of a canary (add-or-remove), which under-estimates a
+replace-one claim by design; only defenses exposing ``clip_norm`` are audited (others have
+no sensitivity to probe).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from audit.claims import PrivacyClaim
+from audit.defense import Defense, FederationSchedule
+from audit.errors import InvalidParameterError
+from audit.estimators import (
+    EmpiricalEpsilon,
+    best_one_run_epsilon,
+    clopper_pearson_epsilon,
+    one_shot_epsilon,
+    random_unit_vectors,
+)
+from audit.updates import ModelUpdate
+
+ESTIMATOR_CHOICES = ("cp", "one-run", "one-shot")
+NOT_A_PROOF = (
+    "A low empirical epsilon is not a proof of privacy: it only says this audit found no "
+    "stronger evidence of leakage."
+)
+
+
+@dataclass(frozen=True)
+class PrivacyVerdict:
+    """Claim beside evidence."""
+
+    verdict: str  # "PASS" | "VIOLATION" | "NOT EVALUATED"
+    claim: PrivacyClaim
+    estimate: EmpiricalEpsilon
+    reason: str
+
+
+def _release(defense: Defense, updates: Sequence[torch.Tensor], present: Sequence[bool], *, local: bool,
+             rounds: int, generator: torch.Generator, sample_rate: float = 1.0) -> list[torch.Tensor]:
+    """What the adversary sees, summed over rounds: each client's observation (local) or
+    the aggregate (central, one entry). In central mode each present client takes part in a
+    round with probability ``sample_rate`` (the Poisson sampling the claim assumes)."""
+    total: list[torch.Tensor] | None = None
+    kind = defense.local_training.kind
+    for r in range(rounds):
+        take = [bool(p) for p in present]
+        if not local and sample_rate < 1.0:
+            coins = torch.rand(len(take), generator=generator) < sample_rate
+            take = [t and bool(c) for t, c in zip(take, coins)]
+        obs = [
+            defense.client_side(ModelUpdate(kind, {"w": u}, client_id=i, round=r, num_examples=1), generator=generator)
+            for i, (u, t) in enumerate(zip(updates, take)) if t
+        ]
+        if local:
+            out = [o.tensors["w"] for o in obs]
+        else:
+            if not obs:  # nobody sampled: the server still releases noise around zero
+                zero = torch.zeros_like(updates[0])
+                obs = [ModelUpdate(kind, {"w": zero}, client_id=-2, round=r, num_examples=0)]
+            out = [defense.server_side(obs, generator=generator).tensors["w"]]
+        total = out if total is None else [a + b for a, b in zip(total, out)]
+    return total or []
+
+
+def _dirac(dim: int, k: int, scale: float, sign: float = 1.0) -> torch.Tensor:
+    u = torch.zeros(dim, dtype=torch.float64)
+    u[k] = sign * scale
+    return u
+
+
+def estimate(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim, estimator: str, *,
+             trials: int = 20_000, canaries: int = 1000, dim: int = 1000, seed: int = 0) -> EmpiricalEpsilon:
+    """Run ``estimator`` against ``defense``'s mechanism as run."""
+    clip = getattr(defense, "clip_norm", None)
+    if clip is None or not claim.has_dp:
+        raise InvalidParameterError(
+            f"The 'estimator' parameter needs a defense with a DP claim and a clip norm. Got "
+            f"{estimator!r} for {defense.name!r} instead."
+        )
+    local = claim.trust_model is not None and claim.trust_model.value == "local"
+    gen = torch.Generator().manual_seed(seed)
+    big = 1000.0 * clip
+    rounds, delta = schedule.rounds, float(claim.delta)
+    q = 1.0 if local else schedule.sample_rate
+    if estimator == "cp":
+        plus = _dirac(1, 0, big)
+        other = _dirac(1, 0, big, -1.0) if local else plus
+        with_, without = [], []
+        for _ in range(trials):
+            with_.append(float(_release(defense, [plus], [True], local=local, rounds=rounds, generator=gen,
+                                        sample_rate=q)[0][0]))
+            if local:
+                without.append(float(_release(defense, [other], [True], local=True, rounds=rounds, generator=gen)[0][0]))
+            else:  # the canary client absent: the server aggregates an empty round (noise only)
+                without.append(float(_release(defense, [torch.zeros(1, dtype=torch.float64)], [True], local=False,
+                                              rounds=rounds, generator=gen)[0][0]))
+        return clopper_pearson_epsilon(np.array(with_), np.array(without), delta=delta, alpha=0.05, seed=seed)
+    if estimator == "one-run":
+        start = time.perf_counter()
+        included = torch.rand(canaries, generator=gen) < 0.5
+        if local:
+            ups = [_dirac(1, 0, big, 1.0 if inc else -1.0) for inc in included]
+            outs = _release(defense, ups, [True] * canaries, local=True, rounds=rounds, generator=gen)
+            scores = np.array([float(o[0]) for o in outs])
+        else:
+            ups = [_dirac(canaries, k, big) for k in range(canaries)]
+            (agg,) = _release(defense, ups, included.tolist(), local=False, rounds=rounds, generator=gen,
+                              sample_rate=q)
+            scores = agg.numpy()
+        ks = [k for k in (10, 30, 100, 300) if 2 * k <= canaries]
+        est = best_one_run_epsilon(scores, included.numpy(), delta=delta, beta=0.05, ks=ks)
+        return est
+    if estimator == "one-shot":
+        vecs = random_unit_vectors(2 * canaries, dim, generator=gen).double()
+        canary_vecs, null_vecs = vecs[:canaries], vecs[canaries:]
+        ups = [v * big for v in canary_vecs]
+        outs = _release(defense, ups, [True] * canaries, local=local, rounds=rounds, generator=gen,
+                        sample_rate=q)
+        if local:
+            cos_c = [float(torch.nn.functional.cosine_similarity(o, v, dim=0)) for o, v in zip(outs, canary_vecs)]
+            cos_n = [float(torch.nn.functional.cosine_similarity(o, v, dim=0)) for o, v in zip(outs, null_vecs)]
+        else:
+            (final,) = outs
+            cos_c = torch.nn.functional.cosine_similarity(canary_vecs, final[None], dim=1).tolist()
+            cos_n = torch.nn.functional.cosine_similarity(null_vecs, final[None], dim=1).tolist()
+        return one_shot_epsilon(np.array(cos_c), np.array(cos_n), delta=delta)
+    raise InvalidParameterError(
+        "The 'estimator' parameter must be a str among {" + ", ".join(repr(e) for e in ESTIMATOR_CHOICES)
+        + f"}}. Got {estimator!r} instead."
+    )
+
+
+def verdict(claim: PrivacyClaim, est: EmpiricalEpsilon) -> PrivacyVerdict:
+    """PASS / VIOLATION of ``claim`` given ``est``."""
+    eps = float(claim.epsilon)
+    if est.nature == "lower-bound":
+        bad = est.epsilon > eps
+        why = (f"lower bound {est.epsilon:.4g} at {est.confidence:.0%} confidence "
+               f"{'exceeds' if bad else 'does not exceed'} the claimed epsilon {eps:.4g}")
+    else:
+        bad = est.epsilon > 1.1 * eps
+        why = (f"estimate {est.epsilon:.4g} {'exceeds' if bad else 'does not exceed'} the claimed "
+               f"epsilon {eps:.4g} by more than 10%")
+    return PrivacyVerdict("VIOLATION" if bad else "PASS", claim, est, why)
