@@ -117,6 +117,8 @@ _CONFIG_OPTIONS = {
 @click.option("--threads", type=str, default="1", show_default=True, help="torch CPU threads.")
 @click.option("--lpips/--no-lpips", default=True, show_default=True, help="Compute LPIPS if weights are cached.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+@click.option("--estimator", default=None, help="Also estimate empirical epsilon: cp | one-run | one-shot.")
+@click.option("--estimator-param", multiple=True, metavar="K=V", help="Estimator parameter (trials, canaries, dim).")
 @click.option("--out", default=None, help="Output directory for report.json and report.html.")
 @click.pass_context
 def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
@@ -147,13 +149,28 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
         device = resolve_device(settings.pop("device"))
         threads = set_threads(settings.pop("threads"))
         config = AuditConfig(**settings)
-        from audit.harness import run_audit, validate
+        from audit.harness import run_audit_findings, validate
 
+        estimator = opts["estimator"]
+        estimator_params = parse_pairs(opts["estimator_param"], "--estimator-param")
+        if estimator is not None:
+            from audit.privacy_audit import ESTIMATOR_CHOICES, NOT_A_PROOF
+
+            if estimator not in ESTIMATOR_CHOICES:
+                raise InvalidParameterError(
+                    "The 'estimator' parameter of fedaudit audit must be a str among {"
+                    + ", ".join(repr(e) for e in ESTIMATOR_CHOICES) + f"}}. Got {estimator!r} instead."
+                )
         validate(config)
         scorer, notes = _lpips(opts["lpips"], device)
-        finding = run_audit(config, device=device, lpips_scorer=scorer, progress=_progress(opts["progress"]))
+        findings = run_audit_findings(
+            config, device=device, lpips_scorer=scorer, progress=_progress(opts["progress"]),
+            estimator=estimator, estimator_params=estimator_params,
+        )
+        if estimator is not None:
+            notes.append(NOT_A_PROOF)
         _finish(
-            [finding], title=f"fedaudit: {config.attack} against {config.defense}",
+            findings, title=f"fedaudit: {config.attack} against {config.defense}",
             command=canonical_command(config, threads=threads), seed=config.seed,
             device=device, threads=threads, notes=notes, start=start, out=out,
         )

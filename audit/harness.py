@@ -230,7 +230,30 @@ def run_audit(
     progress: bool = False,
 ) -> dict[str, Any]:
     """One finding for ``config``."""
+    return run_audit_findings(config, device=device, lpips_scorer=lpips_scorer, progress=progress)[0]
+
+
+def run_audit_findings(
+    config: AuditConfig,
+    *,
+    device: torch.device,
+    lpips_scorer: LpipsScorer | None,
+    progress: bool = False,
+    estimator: str | None = None,
+    estimator_params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The attack's finding, then (with ``estimator``) the empirical-epsilon finding."""
     validate(config)
     run = prepare(config, device=device, progress=progress)
     attack = ATTACKS.create(config.attack, **config.attack_params)
-    return attack_run(run, attack, device=device, lpips_scorer=lpips_scorer, progress=progress)
+    finding = attack_run(run, attack, device=device, lpips_scorer=lpips_scorer, progress=progress)
+    findings = [finding]
+    if estimator:
+        from audit.privacy_audit import privacy_finding
+
+        claim_tm = create_threat_model(run.defense.default_threat_model).to_dict()
+        findings.append(privacy_finding(
+            run.defense, run.schedule, run.claim, claim_tm, finding["setting"], estimator,
+            seed=config.seed, **(estimator_params or {}),
+        ))
+    return findings

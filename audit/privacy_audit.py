@@ -174,3 +174,47 @@ def verdict(claim: PrivacyClaim, est: EmpiricalEpsilon) -> PrivacyVerdict:
         why = (f"estimate {est.epsilon:.4g} {'exceeds' if bad else 'does not exceed'} the claimed "
                f"epsilon {eps:.4g} by more than 10%")
     return PrivacyVerdict("VIOLATION" if bad else "PASS", claim, est, why)
+
+
+def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim, threat_model: dict,
+                    setting: dict, estimator: str, *, seed: int = 0, **params) -> dict:
+    """A report finding that sets epsilon_emp beside epsilon_claim, with the verdict."""
+    start = time.perf_counter()
+    if estimator not in ESTIMATOR_CHOICES:
+        raise InvalidParameterError(
+            "The 'estimator' parameter must be a str among {"
+            + ", ".join(repr(e) for e in ESTIMATOR_CHOICES) + f"}}. Got {estimator!r} instead."
+        )
+    allowed = {"cp": ("trials",), "one-run": ("canaries",), "one-shot": ("canaries", "dim")}[estimator]
+    from audit.validation import check_interval, check_known_keys
+
+    check_known_keys(params, allowed, f"estimator {estimator!r}")
+    for key, value in params.items():
+        params[key] = check_interval(key, f"estimator {estimator!r}", value, kind=int, low=100 if key != "dim" else 2)
+    est = estimate(defense, schedule, claim, estimator, seed=seed, **params)
+    result = verdict(claim, est)
+    conf = f"{est.confidence:.0%} confidence" if est.confidence else "no confidence level"
+    note = f"{est.nature} ({conf}); {result.verdict}: {result.reason}. {NOT_A_PROOF}"
+    return {
+        "id": f"{defense.name}:epsilon-{estimator}",
+        "title": f"empirical epsilon ({estimator}) against {defense.name}: {result.verdict}",
+        "defense": {"name": defense.name, "params": defense.params()},
+        "claim": claim.to_dict(),
+        "threat_model": threat_model,
+        "attack": {"name": f"epsilon-{estimator}", "family": "dp-audit", "params": {**params, "seed": seed}},
+        "setting": setting,
+        "metrics": [{
+            "name": "epsilon_emp", "unit": "", "direction": "higher-leaks-more",
+            "mean": est.epsilon, "worst": est.epsilon, "per_item": [est.epsilon],
+            "baseline": {"description": f"claimed epsilon ({claim.accountant})",
+                         "mean": claim.epsilon, "worst": claim.epsilon},
+            "note": note,
+        }],
+        "images": None,
+        "privacy_audit": {
+            "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,
+            "unit": claim.unit, "estimate": est.to_dict(), "reason": result.reason,
+            "statement": NOT_A_PROOF,
+        },
+        "runtime_s": time.perf_counter() - start,
+    }

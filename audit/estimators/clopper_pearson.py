@@ -7,8 +7,9 @@ bounds on FPR and FNR
 
     eps_lb = max( ln((1 - delta - FPR_ub) / FNR_ub), ln((1 - delta - FNR_ub) / FPR_ub) ).
 
-Choices: the threshold and the test's direction are chosen on a random half of each sample,
-the counts come from the other half; the two one-sided Clopper-Pearson bounds each use
+Choices: the threshold and the test's direction are chosen on a random half of each sample
+(``selection_fraction``), maximising the bound the other half is predicted to give; the
+counts come from that other half, which was not looked at; the two one-sided Clopper-Pearson bounds each use
 alpha/2 (Bonferroni), so the stated confidence 1 - alpha covers both at once.
 """
 
@@ -46,17 +47,23 @@ def _eps(fpr, fnr, delta):
     return np.nan_to_num(np.maximum(a, b), nan=0.0, posinf=np.inf, neginf=0.0)
 
 
-def _best_threshold(pos: np.ndarray, neg: np.ndarray, delta: float, alpha: float) -> tuple[float, float]:
-    """(threshold, sign) maximising the *Clopper-Pearson* epsilon of "sign * score > t" on
-    this half, so thresholds in the sparse tails (few counts, wide intervals) lose."""
+def _best_threshold(pos: np.ndarray, neg: np.ndarray, delta: float, alpha: float,
+                    n_pos: int, n_neg: int) -> tuple[float, float]:
+    """(threshold, sign) maximising the Clopper-Pearson epsilon that "sign * score > t" is
+    predicted to reach on held-out samples of sizes (n_pos, n_neg): the selection sample's
+    rates scaled to those sizes, so thresholds deeper in the tails than the held-out data
+    can resolve lose."""
     best = (-1.0, 0.0, 1.0)
     for sign in (1.0, -1.0):
         p, n = np.sort(sign * pos), np.sort(sign * neg)
-        ts = np.unique(np.quantile(np.concatenate([p, n]), np.linspace(0.0, 1.0, 4001)))
-        fn = np.searchsorted(p, ts, side="right")
-        fp = len(n) - np.searchsorted(n, ts, side="right")
-        fnr_ub = np.where(fn >= len(p), 1.0, beta.ppf(1.0 - alpha / 2, fn + 1, len(p) - fn))
-        fpr_ub = np.where(fp >= len(n), 1.0, beta.ppf(1.0 - alpha / 2, fp + 1, len(n) - fp))
+        tails = np.geomspace(1e-7, 1e-2, 400)  # the best threshold of a tight test sits far out
+        grid = np.concatenate([tails, np.linspace(0.0, 1.0, 4001), 1.0 - tails])
+        ts = np.unique(np.quantile(np.concatenate([p, n]), np.clip(grid, 0.0, 1.0)))
+        fn = np.searchsorted(p, ts, side="right") * (n_pos / len(p))
+        fp = (len(n) - np.searchsorted(n, ts, side="right")) * (n_neg / len(n))
+        sel = alpha / 40  # stricter in selection: steer away from thresholds resting on a handful of counts
+        fnr_ub = np.where(fn >= n_pos, 1.0, beta.ppf(1.0 - sel, fn + 1, np.maximum(n_pos - fn, 1e-9)))
+        fpr_ub = np.where(fp >= n_neg, 1.0, beta.ppf(1.0 - sel, fp + 1, np.maximum(n_neg - fp, 1e-9)))
         eps = _eps(fpr_ub, fnr_ub, delta)
         i = int(np.argmax(eps))
         if eps[i] > best[0]:
@@ -65,7 +72,7 @@ def _best_threshold(pos: np.ndarray, neg: np.ndarray, delta: float, alpha: float
 
 
 def clopper_pearson_epsilon(scores_with, scores_without, *, delta: float, alpha: float = 0.05,
-                            seed: int = 0) -> EmpiricalEpsilon:
+                            seed: int = 0, selection_fraction: float = 0.5) -> EmpiricalEpsilon:
     """Lower bound on epsilon at confidence 1 - alpha from scores on D (with) and D' (without)."""
     start = time.perf_counter()
     pos, neg = _scores(scores_with, "scores_with"), _scores(scores_without, "scores_without")
@@ -73,8 +80,10 @@ def clopper_pearson_epsilon(scores_with, scores_without, *, delta: float, alpha:
     alpha = check_interval("alpha", "clopper_pearson_epsilon", alpha, low=0, high=1, closed="neither")
     rng = np.random.default_rng(seed)
     pos, neg = rng.permutation(pos), rng.permutation(neg)
-    hp, hn = len(pos) // 2, len(neg) // 2
-    t, sign = _best_threshold(pos[:hp], neg[:hn], delta, alpha)
+    frac = check_interval("selection_fraction", "clopper_pearson_epsilon", selection_fraction,
+                          low=0, high=1, closed="neither")
+    hp, hn = max(int(len(pos) * frac), 1), max(int(len(neg) * frac), 1)
+    t, sign = _best_threshold(pos[:hp], neg[:hn], delta, alpha, len(pos) - hp, len(neg) - hn)
     p, n = sign * pos[hp:], sign * neg[hn:]
     fn, fp = int((p <= t).sum()), int((n > t).sum())
     fnr_ub = clopper_pearson_upper(fn, len(p), alpha / 2)
