@@ -15,13 +15,13 @@ from typing import Any
 
 import click
 
-import attacks  # noqa: F401
-import defenses  # noqa: F401
+import attacks  # noqa: F401  (registers the attacks)
+import defenses  # noqa: F401  (registers the defenses)
 from audit.attack import ATTACKS
 from audit.config import AuditConfig, load_config_file, parse_pairs
 from audit.datasets import DATASETS
 from audit.defense import DEFENSES
-from audit.device import DEVICE_CHOICES, describe_device, resolve_device, set_threads
+from audit.device import describe_device, resolve_device, set_threads
 from audit.environment import environment_info
 from audit.errors import InvalidParameterError
 from audit.lpips_metric import LpipsScorer
@@ -171,7 +171,8 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
             notes.append(NOT_A_PROOF)
         _finish(
             findings, title=f"fedaudit: {config.attack} against {config.defense}",
-            command=canonical_command(config, threads=threads), seed=config.seed,
+            command=canonical_command(config, threads=threads, estimator=estimator,
+                                      estimator_params=estimator_params), seed=config.seed,
             device=device, threads=threads, notes=notes, start=start, out=out,
         )
     except InvalidParameterError as exc:
@@ -189,7 +190,8 @@ def _int(name: str, value: Any) -> int:
         ) from None
 
 
-def canonical_command(config: AuditConfig, *, threads: int) -> str:
+def canonical_command(config: AuditConfig, *, threads: int, estimator: str | None = None,
+                      estimator_params: dict[str, Any] | None = None) -> str:
     """The ``fedaudit audit`` command that reproduces ``config`` (deterministic)."""
     parts = ["fedaudit", "audit"]
     for kind in ("defense", "attack", "dataset", "model"):
@@ -202,6 +204,10 @@ def canonical_command(config: AuditConfig, *, threads: int) -> str:
         value = getattr(config, key)
         if value is not None:
             parts += [f"--{key.replace('_', '-')}", str(value)]
+    if estimator:
+        parts += ["--estimator", estimator]
+        for k, v in sorted((estimator_params or {}).items()):
+            parts += ["--estimator-param", f"{k}={v}"]
     parts += ["--threads", str(threads), "--out", "OUT"]
     return shlex.join(parts)
 

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from skimage.transform import resize
 
-from audit.errors import InvalidParameterError
 from audit.registry import Registry
 from audit.validation import check_interval, check_known_keys
 

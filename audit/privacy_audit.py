@@ -128,7 +128,6 @@ def estimate(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim
                                               rounds=rounds, generator=gen)[0][0]))
         return clopper_pearson_epsilon(np.array(with_), np.array(without), delta=delta, alpha=0.05, seed=seed)
     if estimator == "one-run":
-        start = time.perf_counter()
         included = torch.rand(canaries, generator=gen) < 0.5
         if local:
             ups = [_dirac(1, 0, big, 1.0 if inc else -1.0) for inc in included]
@@ -140,8 +139,7 @@ def estimate(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim
                               sample_rate=q)
             scores = agg.numpy()
         ks = [k for k in (10, 30, 100, 300) if 2 * k <= canaries]
-        est = best_one_run_epsilon(scores, included.numpy(), delta=delta, beta=0.05, ks=ks)
-        return est
+        return best_one_run_epsilon(scores, included.numpy(), delta=delta, beta=0.05, ks=ks)
     if estimator == "one-shot":
         vecs = random_unit_vectors(2 * canaries, dim, generator=gen).double()
         canary_vecs, null_vecs = vecs[:canaries], vecs[canaries:]

@@ -21,18 +21,8 @@ import time
 import numpy as np
 from scipy.stats import beta
 
-from audit.errors import InvalidParameterError
-from audit.estimators.result import EmpiricalEpsilon
+from audit.estimators.result import EmpiricalEpsilon, finite_scores
 from audit.validation import check_interval
-
-
-def _scores(x, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=float).reshape(-1)
-    if a.size < 2 or not np.isfinite(a).all():
-        raise InvalidParameterError(
-            f"The {name!r} parameter must hold at least 2 finite scores. Got {a.size} values instead."
-        )
-    return a
 
 
 def clopper_pearson_upper(k: int, n: int, alpha: float) -> float:
@@ -75,7 +65,7 @@ def clopper_pearson_epsilon(scores_with, scores_without, *, delta: float, alpha:
                             seed: int = 0, selection_fraction: float = 0.5) -> EmpiricalEpsilon:
     """Lower bound on epsilon at confidence 1 - alpha from scores on D (with) and D' (without)."""
     start = time.perf_counter()
-    pos, neg = _scores(scores_with, "scores_with"), _scores(scores_without, "scores_without")
+    pos, neg = finite_scores(scores_with, "scores_with"), finite_scores(scores_without, "scores_without")
     delta = check_interval("delta", "clopper_pearson_epsilon", delta, low=0, high=1, closed="left")
     alpha = check_interval("alpha", "clopper_pearson_epsilon", alpha, low=0, high=1, closed="neither")
     rng = np.random.default_rng(seed)

@@ -16,9 +16,8 @@ import time
 import numpy as np
 from scipy.special import ndtri
 
-from audit.errors import InvalidParameterError
 from audit.estimators.gdp import gdp_epsilon
-from audit.estimators.result import EmpiricalEpsilon
+from audit.estimators.result import EmpiricalEpsilon, finite_scores
 from audit.validation import check_interval
 
 
@@ -36,11 +35,7 @@ def _mu(pos: np.ndarray, neg: np.ndarray) -> float:
 def gdp_fit_epsilon(scores_with, scores_without, *, delta: float) -> EmpiricalEpsilon:
     """Epsilon estimate from a GDP fit of the trade-off between two score samples."""
     start = time.perf_counter()
-    pos, neg = (np.asarray(x, dtype=float).reshape(-1) for x in (scores_with, scores_without))
-    if len(pos) < 2 or len(neg) < 2 or not (np.isfinite(pos).all() and np.isfinite(neg).all()):
-        raise InvalidParameterError(
-            f"The scores must be at least 2 finite values per side. Got {len(pos)} and {len(neg)} instead."
-        )
+    pos, neg = finite_scores(scores_with, "scores_with"), finite_scores(scores_without, "scores_without")
     delta = check_interval("delta", "gdp_fit_epsilon", delta, low=0, high=1, closed="neither")
     mu = max(_mu(pos, neg), _mu(-pos, -neg), 0.0)
     eps = gdp_epsilon(mu, delta) if np.isfinite(mu) else float("inf")

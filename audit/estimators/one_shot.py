@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 
-from audit.errors import InvalidParameterError
 from audit.estimators.gdp import gdp_epsilon
-from audit.estimators.result import EmpiricalEpsilon
+from audit.estimators.result import EmpiricalEpsilon, finite_scores
 from audit.validation import check_interval
 
 
@@ -32,11 +30,7 @@ def random_unit_vectors(k: int, dim: int, *, generator: torch.Generator) -> torc
 def one_shot_epsilon(canary_cosines, null_cosines, *, delta: float) -> EmpiricalEpsilon:
     """GDP-based epsilon estimate from canary and null cosines."""
     start = time.perf_counter()
-    c, n = (np.asarray(x, dtype=float).reshape(-1) for x in (canary_cosines, null_cosines))
-    if len(c) < 2 or len(n) < 2 or not (np.isfinite(c).all() and np.isfinite(n).all()):
-        raise InvalidParameterError(
-            f"The cosines must be at least 2 finite values each. Got {len(c)} canary and {len(n)} null values instead."
-        )
+    c, n = finite_scores(canary_cosines, "canary_cosines"), finite_scores(null_cosines, "null_cosines")
     delta = check_interval("delta", "one_shot_epsilon", delta, low=0, high=1, closed="neither")
     spread = float(n.std(ddof=1)) or float(c.std(ddof=1)) or 1e-12
     mu = (float(c.mean()) - float(n.mean())) / spread
