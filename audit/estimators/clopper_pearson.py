@@ -8,8 +8,12 @@ bounds on FPR and FNR
     eps_lb = max( ln((1 - delta - FPR_ub) / FNR_ub), ln((1 - delta - FNR_ub) / FPR_ub) ).
 
 Choices: the threshold and the test's direction are chosen on a random half of each sample
-(``selection_fraction``), maximising the bound the other half is predicted to give; the
-counts come from that other half, which was not looked at; the two one-sided Clopper-Pearson bounds each use
+(``selection_fraction``), maximising the bound the other half is predicted to give —
+predicted from a Gaussian fit of each side's selection scores when the scores are
+continuous (smooth far into the tails, where the optimal threshold of a tight test sits),
+from the empirical counts when they are discrete — and scored with a stricter confidence
+than the final one; the counts then come from the other half, which was not looked at, so
+the bound is valid whatever the score distribution; the two one-sided Clopper-Pearson bounds each use
 alpha/2 (Bonferroni), so the stated confidence 1 - alpha covers both at once.
 """
 
@@ -19,7 +23,7 @@ import math
 import time
 
 import numpy as np
-from scipy.stats import beta
+from scipy.stats import beta, norm
 
 from audit.estimators.result import EmpiricalEpsilon, finite_scores
 from audit.validation import check_interval
@@ -38,7 +42,7 @@ def _eps(fpr, fnr, delta):
 
 
 def _best_threshold(pos: np.ndarray, neg: np.ndarray, delta: float, alpha: float,
-                    n_pos: int, n_neg: int) -> tuple[float, float]:
+                    n_pos: int, n_neg: int, model: bool = False) -> tuple[float, float]:
     """(threshold, sign) maximising the Clopper-Pearson epsilon that "sign * score > t" is
     predicted to reach on held-out samples of sizes (n_pos, n_neg): the selection sample's
     rates scaled to those sizes, so thresholds deeper in the tails than the held-out data
@@ -49,8 +53,12 @@ def _best_threshold(pos: np.ndarray, neg: np.ndarray, delta: float, alpha: float
         tails = np.geomspace(1e-7, 1e-2, 400)  # the best threshold of a tight test sits far out
         grid = np.concatenate([tails, np.linspace(0.0, 1.0, 4001), 1.0 - tails])
         ts = np.unique(np.quantile(np.concatenate([p, n]), np.clip(grid, 0.0, 1.0)))
-        fn = np.searchsorted(p, ts, side="right") * (n_pos / len(p))
-        fp = (len(n) - np.searchsorted(n, ts, side="right")) * (n_neg / len(n))
+        if model:  # Gaussian fit of each side: smooth predicted counts, even far in the tails
+            fn = n_pos * norm.cdf((ts - p.mean()) / max(p.std(), 1e-300))
+            fp = n_neg * norm.sf((ts - n.mean()) / max(n.std(), 1e-300))
+        else:
+            fn = np.searchsorted(p, ts, side="right") * (n_pos / len(p))
+            fp = (len(n) - np.searchsorted(n, ts, side="right")) * (n_neg / len(n))
         sel = alpha / 40  # stricter in selection: steer away from thresholds resting on a handful of counts
         fnr_ub = np.where(fn >= n_pos, 1.0, beta.ppf(1.0 - sel, fn + 1, np.maximum(n_pos - fn, 1e-9)))
         fpr_ub = np.where(fp >= n_neg, 1.0, beta.ppf(1.0 - sel, fp + 1, np.maximum(n_neg - fp, 1e-9)))
@@ -73,7 +81,8 @@ def clopper_pearson_epsilon(scores_with, scores_without, *, delta: float, alpha:
     frac = check_interval("selection_fraction", "clopper_pearson_epsilon", selection_fraction,
                           low=0, high=1, closed="neither")
     hp, hn = max(int(len(pos) * frac), 1), max(int(len(neg) * frac), 1)
-    t, sign = _best_threshold(pos[:hp], neg[:hn], delta, alpha, len(pos) - hp, len(neg) - hn)
+    model = min(len(np.unique(pos[:hp])), len(np.unique(neg[:hn]))) > 100  # continuous scores
+    t, sign = _best_threshold(pos[:hp], neg[:hn], delta, alpha, len(pos) - hp, len(neg) - hn, model=model)
     p, n = sign * pos[hp:], sign * neg[hn:]
     fn, fp = int((p <= t).sum()), int((n > t).sum())
     fnr_ub = clopper_pearson_upper(fn, len(p), alpha / 2)
