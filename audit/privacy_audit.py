@@ -15,6 +15,9 @@ Estimators (``../shared/specs/auditing.md``):
   Clopper-Pearson lower bound at 95%.
 * ``one-run``: Steinke, Nasr, Jagielski 2023 — ``canaries`` canary clients, each in with
   probability 1/2, one run, best guesses on the most confident canaries.
+* ``one-run-input``: the black-box one-run variant: mislabelled input canaries trained
+  into a fresh federated run, scored by their loss on the final model only
+  (:mod:`audit.input_canaries`); compared with the claim for that run's schedule.
 * ``one-shot``: Andrew et al. 2023 — canary clients submit random unit directions; the
   cosine of what the adversary observes with each canary vs with fresh directions gives a
   GDP mu, turned into an epsilon *estimate* (not a bound).
@@ -50,7 +53,7 @@ from audit.estimators import (
 )
 from audit.updates import ModelUpdate
 
-ESTIMATOR_CHOICES = ("cp", "one-run", "one-shot")
+ESTIMATOR_CHOICES = ("cp", "one-run", "one-shot", "one-run-input")
 NOT_A_PROOF = (
     "A low empirical epsilon is not a proof of privacy: it only says this audit found no "
     "stronger evidence of leakage."
@@ -183,13 +186,32 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
             "The 'estimator' parameter must be a str among {"
             + ", ".join(repr(e) for e in ESTIMATOR_CHOICES) + f"}}. Got {estimator!r} instead."
         )
-    allowed = {"cp": ("trials",), "one-run": ("canaries",), "one-shot": ("canaries", "dim")}[estimator]
+    allowed = {"cp": ("trials",), "one-run": ("canaries",), "one-shot": ("canaries", "dim"),
+               "one-run-input": ("canaries", "rounds")}[estimator]
     from audit.validation import check_interval, check_known_keys
 
     check_known_keys(params, allowed, f"estimator {estimator!r}")
     for key, value in params.items():
-        params[key] = check_interval(key, f"estimator {estimator!r}", value, kind=int, low=100 if key != "dim" else 2)
-    est = estimate(defense, schedule, claim, estimator, seed=seed, **params)
+        low = {"dim": 2, "rounds": 1}.get(key, 100 if estimator != "one-run-input" else 20)
+        params[key] = check_interval(key, f"estimator {estimator!r}", value, kind=int, low=low)
+    if estimator == "one-run-input":
+        import copy
+
+        from audit.input_canaries import black_box_one_run
+
+        if not claim.has_dp or claim.trust_model is None:
+            raise InvalidParameterError(
+                f"The 'estimator' parameter needs a defense with a DP claim. Got {estimator!r} for "
+                f"{defense.name!r} instead."
+            )
+        own = copy.deepcopy(defense)
+        est, diag, bb_schedule = black_box_one_run(own, mode=claim.trust_model.value, delta=float(claim.delta),
+                                                   seed=seed, **params)
+        claim = own.claim(bb_schedule)
+        est = EmpiricalEpsilon(est.estimator + "-input", est.epsilon, est.delta, est.nature, est.confidence,
+                               est.trials, est.compute_s, {**est.details, **diag})
+    else:
+        est = estimate(defense, schedule, claim, estimator, seed=seed, **params)
     result = verdict(claim, est)
     conf = f"{est.confidence:.0%} confidence" if est.confidence else "no confidence level"
     note = f"{est.nature} ({conf}); {result.verdict}: {result.reason}. {NOT_A_PROOF}"
