@@ -4,12 +4,22 @@ from attacks.analytic_fc import AnalyticFC
 from attacks.dlg import DLG, IDLG
 from attacks.inverting_gradients import InvertingGradients
 from attacks.label_recovery import LabelCountRecovery
+from attacks.lira import LiRA
+from attacks.loss_threshold import LossThreshold
+from attacks.rmia import RMIA
+from attacks.update_membership import UpdateMembership
 from audit.attack import ATTACKS
+from audit.validation import strict_factory
 
 ATTACKS.register("inverting-gradients", InvertingGradients.from_params, summary="Inverting Gradients (Geiping et al. 2020): cosine + TV, signed Adam, batched restarts")
 ATTACKS.register("dlg", DLG.from_params, summary="DLG (Zhu et al. 2019): L2 gradient matching with L-BFGS, joint labels")
 ATTACKS.register("idlg", IDLG.from_params, summary="iDLG (Zhao et al. 2020): analytic label, then DLG on the images")
 ATTACKS.register("llg", LabelCountRecovery.from_params, summary="batch label recovery from the last-layer bias update (LLG-style counts)")
 ATTACKS.register("analytic-fc", AnalyticFC.from_params, summary="closed-form input recovery through a fully connected first layer (Phong et al. 2017)")
+ATTACKS.register("loss", strict_factory(LossThreshold), summary="LOSS membership attack (Yeom et al. 2018): low loss means member")
+ATTACKS.register("lira", strict_factory(LiRA), summary="LiRA (Carlini et al. 2022): per-example Gaussians from shadow models, online/offline")
+ATTACKS.register("rmia", strict_factory(RMIA), summary="RMIA (Zarifzadeh et al. 2024): likelihood ratio against population samples")
+ATTACKS.register("update-mia", strict_factory(UpdateMembership), summary="update-based membership: candidate gradient vs one client's observed update")
 
-__all__ = ["ATTACKS", "DLG", "IDLG", "AnalyticFC", "InvertingGradients", "LabelCountRecovery"]
+__all__ = ["ATTACKS", "DLG", "IDLG", "AnalyticFC", "InvertingGradients", "LabelCountRecovery", "LiRA", "LossThreshold",
+           "RMIA", "UpdateMembership"]

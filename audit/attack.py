@@ -1,14 +1,17 @@
 """The attack interface: what the adversary observes and knows -> what it recovers.
 
-An attack receives an :class:`AttackView`, built by the harness from the simulation's
-transcript through the threat model, and never the ground truth. Scoring happens outside
-the attack (:mod:`audit.scoring`).
+An attack receives a view built by the harness through the threat model, and never the
+ground truth: an :class:`AttackView` (one observed update; reconstruction attacks) or a
+:class:`MembershipView` (a trained model or an observed update plus candidate examples
+whose membership is hidden; membership inference). Scoring happens outside the attack
+(:mod:`audit.scoring`, :mod:`audit.membership_metrics`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -39,11 +42,60 @@ class AttackView:
 
 
 @dataclass(frozen=True)
+class LabelledData:
+    """Inputs (N, C, H, W) with their labels (N,)."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+#: trains one model per row of a boolean (K, num_candidates) mask, each on the candidates
+#: its row selects, with the target's own training procedure; returns the trained models
+ReferenceTrainer = Callable[[Any], list[nn.Module]]
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    """What a membership adversary gets: a model (or an observed update) and candidates.
+
+    ``model`` is the released target model (final global model), or for an update-based
+    attack the broadcast model the observed update was computed from. ``train_references``
+    exists only when the threat model knows the training procedure (shadow / reference
+    models); ``population`` only when it holds population data (never a candidate).
+    """
+
+    threat_model: ThreatModel
+    model: nn.Module
+    candidates: LabelledData
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    modality: str = "image"
+    observation: ModelUpdate | None = None
+    local_training: LocalTraining | None = None
+    population: LabelledData | None = None
+    train_references: ReferenceTrainer | None = None
+    defense_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.train_references is not None and not self.threat_model.knows_(
+            Knowledge.TRAINING_PROCEDURE
+        ):
+            raise ValueError("reference training given to an adversary that does not know it")
+        if self.population is not None and not self.threat_model.knows_(Knowledge.POPULATION_DATA):
+            raise ValueError("population data given to an adversary that does not hold it")
+
+
+@dataclass(frozen=True)
 class AttackResult:
-    """What an attack recovered: images (B, C, H, W) in [0, 1], labels (B,), or both."""
+    """What an attack recovered: images (B, C, H, W) in [0, 1], labels (B,), or both; a
+    membership attack returns ``scores`` (one per candidate, higher = more likely member)."""
 
     images: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -51,7 +103,9 @@ class Attack(ABC):
     """An attack on what a threat model observes."""
 
     name: ClassVar[str]
-    family: ClassVar[str]  # "gradient-inversion" | "label-recovery" | later families
+    family: ClassVar[str]  # "gradient-inversion" | "label-recovery" | "membership-inference"
+    #: the adversary the attack is built for when the audit names none (None: the defense's)
+    default_threat_model: ClassVar[str | None] = None
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -60,7 +114,7 @@ class Attack(ABC):
     @abstractmethod
     def run(
         self,
-        view: AttackView,
+        view: AttackView | MembershipView,
         *,
         generator: torch.Generator,
         device: torch.device,

@@ -93,6 +93,8 @@ _CONFIG_OPTIONS = {
     "rounds": "rounds",
     "pretrain_steps": "pretrain_steps",
     "seed": "seed",
+    "num_candidates": "num_candidates",
+    "num_population": "num_population",
 }
 
 
@@ -119,6 +121,13 @@ _CONFIG_OPTIONS = {
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
 @click.option("--estimator", default=None, help="Also estimate empirical epsilon: cp | one-run | one-shot.")
 @click.option("--estimator-param", multiple=True, metavar="K=V", help="Estimator parameter (trials, canaries, dim).")
+@click.option("--shadow-models", type=str, default=None, help="Membership: shadow/reference models (lira, rmia).")
+@click.option("--num-candidates", type=str, default=None, help="Membership: candidate examples (default 40% of the data, at most 2000).")
+@click.option("--num-population", type=str, default=None, help="Membership: adversary's population examples (default 20%, at most 1000).")
+@click.option("--backend", "training_backend", default="ray", show_default=True, help="Shadow-model training: ray | serial.")
+@click.option("--ray-address", default=None, help="Join this Ray cluster instead of starting a local one.")
+@click.option("--workers", type=str, default=None, help="Shadow models trained at once (default: CPU count).")
+@click.option("--cache-dir", default=None, help="Shadow-model cache (default $XDG_CACHE_HOME/fedaudit/models).")
 @click.option("--out", default=None, help="Output directory for report.json and report.html.")
 @click.pass_context
 def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
@@ -141,8 +150,12 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
                 settings[key] = opts[key]
         for key in ("batch_size", "num_targets", "rounds", "pretrain_steps", "seed", "threads"):
             settings[key] = _int(key, settings[key])
-        if settings["clients_per_round"] is not None:
-            settings["clients_per_round"] = _int("clients_per_round", settings["clients_per_round"])
+        for key in ("clients_per_round", "num_candidates", "num_population"):
+            if settings.get(key) is not None:
+                settings[key] = _int(key, settings[key])
+        if opts["shadow_models"] is not None:
+            settings["attack_params"]["shadow_models"] = _int("shadow_models", opts["shadow_models"])
+
         out = settings.pop("out")
         if not out:
             raise InvalidParameterError("The 'out' parameter of fedaudit audit must be a directory. Got None instead.")
@@ -162,10 +175,11 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
                     + ", ".join(repr(e) for e in ESTIMATOR_CHOICES) + f"}}. Got {estimator!r} instead."
                 )
         validate(config)
+        backend = _training_backend(opts, ATTACKS.create(config.attack, **config.attack_params).family)
         scorer, notes = _lpips(opts["lpips"], device)
         findings = run_audit_findings(
             config, device=device, lpips_scorer=scorer, progress=_progress(opts["progress"]),
-            estimator=estimator, estimator_params=estimator_params,
+            estimator=estimator, estimator_params=estimator_params, training_backend=backend,
         )
         if estimator is not None:
             notes.append(NOT_A_PROOF)
@@ -177,6 +191,34 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
         )
     except InvalidParameterError as exc:
         _fail(str(exc))
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/fedaudit/models`` (``~/.cache`` when unset)."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fedaudit" / "models"
+
+
+def _training_backend(opts: dict[str, Any], family: str):
+    """Shadow-model training settings, checked before any computation."""
+    from audit.membership_audit import TrainingBackend
+    from audit.model_cache import ModelCache
+    from audit.validation import check_options
+
+    backend = check_options("backend", "fedaudit audit", opts["training_backend"], ["ray", "serial"])
+    workers = None
+    if opts["workers"] is not None:
+        workers = _int("workers", opts["workers"])
+        if workers < 1:
+            raise InvalidParameterError(
+                f"The 'workers' parameter of fedaudit audit must be an int >= 1. Got {workers!r} instead.")
+    cache_dir = str(opts["cache_dir"] or default_cache_dir())
+    if family == "membership-inference":
+        ModelCache(cache_dir)  # fails now, naming the path, if it is not a writable directory
+    return TrainingBackend(backend=backend, ray_address=opts["ray_address"], workers=workers,
+                           cache_dir=cache_dir)
 
 
 def _int(name: str, value: Any) -> int:
@@ -200,7 +242,8 @@ def canonical_command(config: AuditConfig, *, threads: int, estimator: str | Non
             parts += [f"--{kind}-param", f"{k}={v}"]
     if config.threat_model:
         parts += ["--threat-model", config.threat_model]
-    for key in ("batch_size", "num_targets", "clients_per_round", "rounds", "pretrain_steps", "seed"):
+    for key in ("batch_size", "num_targets", "clients_per_round", "rounds", "pretrain_steps", "seed",
+                "num_candidates", "num_population"):
         value = getattr(config, key)
         if value is not None:
             parts += [f"--{key.replace('_', '-')}", str(value)]

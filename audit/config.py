@@ -39,6 +39,9 @@ class AuditConfig:
     rounds: int = 1
     pretrain_steps: int = 0
     seed: int = 0
+    #: membership attacks: candidates and population sizes (None: 40% / 20% of the data)
+    num_candidates: int | None = None
+    num_population: int | None = None
 
     def __post_init__(self) -> None:
         owner = "the audit"
@@ -58,6 +61,10 @@ class AuditConfig:
         check_interval("rounds", owner, self.rounds, kind=int, low=1)
         check_interval("pretrain_steps", owner, self.pretrain_steps, kind=int, low=0)
         check_interval("seed", owner, self.seed, kind=int, low=0)
+        if self.num_candidates is not None:
+            check_interval("num_candidates", owner, self.num_candidates, kind=int, low=4)
+        if self.num_population is not None:
+            check_interval("num_population", owner, self.num_population, kind=int, low=0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -39,6 +39,9 @@ class ImageDataset:
     channel_mean: tuple[float, ...]
     channel_std: tuple[float, ...]
     source: str
+    #: "image" (spatial: shift augmentations make sense) or "tabular" (a feature vector
+    #: stored as (1, 1, D), no augmentation)
+    modality: str = "image"
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -56,7 +59,7 @@ class ImageDataset:
         """The items at ``indices``, keeping classes and the parent's statistics."""
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         return ImageDataset(self.name, self.images[idx], self.labels[idx], self.num_classes,
-                            self.channel_mean, self.channel_std, self.source)
+                            self.channel_mean, self.channel_std, self.source, self.modality)
 
 
 def from_arrays(name: str, images: np.ndarray, labels, num_classes: int, source: str, limit: int | None) -> ImageDataset:
@@ -133,9 +136,23 @@ DATASETS.register("lfw", lfw)
 DATASETS.register("digits", digits)
 
 
+def purchase_synthetic(*, n: int = 5000, features: int = 600, classes: int = 10,
+                       characteristic: int = 60, rate: float = 0.4, base_rate: float = 0.05,
+                       atypical: float = 0.6, data_seed: int = 0,
+                       limit: int | None = None) -> ImageDataset:
+    """Generated Purchase-100 stand-in (see :mod:`audit.purchase_synthetic`)."""
+    from audit.purchase_synthetic import generate_purchase
+
+    return generate_purchase(n=n, features=features, classes=classes,
+                             characteristic=characteristic, rate=rate, base_rate=base_rate,
+                             atypical=atypical, data_seed=data_seed, limit=limit)
+
+
 def _register_loaders() -> None:
     from audit.data_loaders import cifar10, image_folder
 
+    DATASETS.register("purchase-synthetic", purchase_synthetic,
+                      summary="generated Purchase-style task: 600 binary features, 10 classes, atypical tail (membership leaks)")
     DATASETS.register("image-folder", image_folder)
     DATASETS.register("cifar10", cifar10)
 

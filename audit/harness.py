@@ -241,19 +241,33 @@ def run_audit_findings(
     progress: bool = False,
     estimator: str | None = None,
     estimator_params: dict[str, Any] | None = None,
+    training_backend: Any = None,
 ) -> list[dict[str, Any]]:
-    """The attack's finding, then (with ``estimator``) the empirical-epsilon finding."""
+    """The attack's finding, then (with ``estimator``) the empirical-epsilon finding.
+
+    A membership attack goes through :mod:`audit.membership_audit` (its target is a model
+    trained on a member set, shadow models trained on ``training_backend``).
+    """
     validate(config)
-    run = prepare(config, device=device, progress=progress)
     attack = ATTACKS.create(config.attack, **config.attack_params)
-    finding = attack_run(run, attack, device=device, lpips_scorer=lpips_scorer, progress=progress)
-    findings = [finding]
+    if attack.family == "membership-inference":
+        from audit.membership_audit import TrainingBackend, run_membership_findings
+
+        findings = run_membership_findings(config, device=device, progress=progress,
+                                           backend=training_backend or TrainingBackend())
+        if not estimator:
+            return findings
+        run = prepare(config, device=device, progress=progress)
+    else:
+        run = prepare(config, device=device, progress=progress)
+        finding = attack_run(run, attack, device=device, lpips_scorer=lpips_scorer, progress=progress)
+        findings = [finding]
     if estimator:
         from audit.privacy_audit import privacy_finding
 
         claim_tm = create_threat_model(run.defense.default_threat_model).to_dict()
         findings.append(privacy_finding(
-            run.defense, run.schedule, run.claim, claim_tm, finding["setting"], estimator,
+            run.defense, run.schedule, run.claim, claim_tm, findings[0]["setting"], estimator,
             seed=config.seed, **(estimator_params or {}),
         ))
     return findings

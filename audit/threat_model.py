@@ -30,6 +30,7 @@ class ObservationPoint(str, Enum):
     CLIENT_UPDATE = "one client's observation (what leaves the client after the client-side defense)"
     AGGREGATE = "the aggregate after the server-side defense (the next global model's update)"
     BROADCAST = "the model the server broadcasts"
+    FINAL_MODEL = "the final global model (its outputs on chosen inputs)"
 
 
 class Knowledge(str, Enum):
@@ -42,6 +43,8 @@ class Knowledge(str, Enum):
     LABELS = "true labels of the client's batch"
     DEFENSE_PARAMS = "the defense's public parameters"
     DATA_PRIOR = "the data domain (image shape, value range)"
+    TRAINING_PROCEDURE = "the whole training procedure (defense, schedule, model), to train shadow models"
+    POPULATION_DATA = "population data from the same distribution, disjoint from the candidates"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,34 @@ THREAT_MODELS.register(
         "or secure aggregation): any client, or anyone holding successive global models.",
     ),
     summary="sees only the aggregate (central DP's adversary)",
+)
+
+THREAT_MODELS.register(
+    "model-analyst",
+    lambda: ThreatModel(
+        "model-analyst",
+        Adversary.ANALYST,
+        ObservationPoint.FINAL_MODEL,
+        frozenset({Knowledge.ARCHITECTURE, Knowledge.TRAINING_PROCEDURE,
+                   Knowledge.POPULATION_DATA, Knowledge.DATA_PRIOR, Knowledge.DEFENSE_PARAMS}),
+        "Anyone holding the released global model (any client, or a user of the model): it "
+        "queries the model's outputs on candidate examples, and knows the training "
+        "procedure and data from the same distribution, so it can train shadow models "
+        "(the LiRA / RMIA adversary).",
+    ),
+    summary="holds the final model, knows the training procedure and population data (LiRA, RMIA)",
+)
+THREAT_MODELS.register(
+    "hbc-server-population",
+    lambda: ThreatModel(
+        "hbc-server-population",
+        Adversary.SERVER,
+        ObservationPoint.CLIENT_UPDATE,
+        _WHITE_BOX | {Knowledge.POPULATION_DATA},
+        "As hbc-server, and the server also holds population data from the same "
+        "distribution (disjoint from the candidates): the update-based membership adversary.",
+    ),
+    summary="honest-but-curious server with population data (update-based membership)",
 )
 
 

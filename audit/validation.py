@@ -99,3 +99,17 @@ def check_known_keys(params: dict[str, Any], allowed: Iterable[str], owner: str)
                 + (", ".join(sorted(allowed)) or "none")
                 + "."
             )
+
+
+def strict_factory(cls):
+    """A factory for ``cls`` that rejects unknown keyword parameters by name."""
+    import inspect
+
+    allowed = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+
+    def factory(**params: Any):
+        check_known_keys(params, allowed, cls.name)
+        return cls(**params)
+
+    factory.__doc__ = cls.__doc__
+    return factory

@@ -141,6 +141,12 @@ class DPFedAvg(Defense):
             return GaussianEventSpec(z, schedule.rounds, 1.0, Neighbouring.REPLACE)
         return GaussianEventSpec(z, schedule.rounds, schedule.sample_rate, Neighbouring.ADD_OR_REMOVE)
 
+    def event_spec(self, schedule: FederationSchedule) -> GaussianEventSpec:
+        """The accounted mechanism for ``schedule`` (after :meth:`prepare`)."""
+        if self.noise_multiplier is None:
+            self.prepare(schedule)
+        return self._spec(schedule, float(self.noise_multiplier))
+
     def prepare(self, schedule: FederationSchedule) -> None:
         """Calibrate the noise multiplier to ``target_epsilon`` for ``schedule``."""
         self._expected_clients = schedule.clients_per_round

@@ -1,0 +1,35 @@
+"""The update-based attack finds the members of an undefended FedSGD client's batch, and
+less so as the batch grows (the 30-trial table is in ``benchmarks/membership.py``)."""
+
+import numpy as np
+import pytest
+import torch
+
+import attacks  # noqa: F401
+from audit.attack import ATTACKS
+from audit.config import AuditConfig
+from audit.membership_audit import TrainingBackend, attack_scores, prepare_membership
+from audit.membership_metrics import membership_metrics
+
+
+def mean_auc(batch: int, trials: int, signal: str) -> float:
+    aucs = []
+    for seed in range(trials):
+        cfg = AuditConfig(defense="fedsgd", defense_params={"lr": 0.1}, attack="update-mia",
+                          dataset="purchase-synthetic", model="mlp", model_params={"hidden": 64},
+                          num_targets=1, rounds=1, seed=seed, num_candidates=batch + 256,
+                          num_population=0)
+        run = prepare_membership(cfg, device=torch.device("cpu"), exact_members=batch,
+                                 backend=TrainingBackend(backend="serial"))
+        scores, truth, view, _ = attack_scores(run, ATTACKS.create("update-mia", signal=signal))
+        assert truth.sum() == batch and view.observation is not None
+        aucs.append(membership_metrics(scores, truth, bootstrap=0).auc)
+    return float(np.mean(aucs))
+
+
+@pytest.mark.parametrize("signal", ["alignment", "loss-change"])
+def test_update_attack_finds_batch_members_and_weakens_with_batch(signal):
+    small = mean_auc(8, 8, signal)
+    large = mean_auc(128, 4, signal)
+    assert small >= 0.85
+    assert large < small
