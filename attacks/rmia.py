@@ -65,9 +65,9 @@ class RMIA(Attack):
         self.variant = check_options("variant", self.name, variant, ["online", "offline"])
         self.gamma = check_positive("gamma", self.name, gamma)
         self.a = None if a is None else check_interval("a", self.name, a, low=0, high=1)
-        if self.variant == "offline" and self.a is None and self.shadow_models < 3:
-            raise check_interval("shadow_models", f"{self.name} (offline, a chosen from the "
-                                 "reference models)", self.shadow_models, kind=int, low=3)
+        if self.variant == "offline" and self.a is None:  # a is calibrated on the references
+            check_interval("shadow_models", f"{self.name} (offline, a chosen from the reference "
+                           "models)", self.shadow_models, kind=int, low=3)
         self.chosen_a: float | None = None
 
     def params(self) -> dict[str, Any]:
