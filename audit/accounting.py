@@ -19,14 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import functools
+import importlib
 import math
-from typing import Protocol
-
-import dp_accounting
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from audit.errors import InvalidParameterError
 from audit.registry import Registry
 from audit.validation import check_interval, check_positive
+
+if TYPE_CHECKING:  # imported lazily: dp_accounting pulls in scipy.signal (~0.8 s)
+    import dp_accounting
 
 
 class Neighbouring(str, Enum):
@@ -47,6 +51,8 @@ class GaussianEventSpec:
 
     def event(self, noise_multiplier: float | None = None) -> dp_accounting.DpEvent:
         """The dp_accounting event (with ``noise_multiplier`` overriding the spec's)."""
+        import dp_accounting
+
         z = self.noise_multiplier if noise_multiplier is None else noise_multiplier
         single: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(z)
         if self.sample_rate < 1.0:
@@ -79,14 +85,26 @@ class Accountant(Protocol):
 ACCOUNTANTS: Registry[Accountant] = Registry("accountant")
 
 
-def _register_backends() -> None:
-    from audit.accountant_dp_accounting import DpAccountingPLD, DpAccountingRDP
-    from audit.accountant_opacus import OpacusPRV, OpacusRDP
+def _lazy(module: str, name: str) -> Callable[..., Accountant]:
+    """A factory that imports ``module`` on first use (the libraries take ~1 s to import)."""
 
-    ACCOUNTANTS.register("pld", DpAccountingPLD, summary="dp_accounting privacy-loss distributions (tight)")
-    ACCOUNTANTS.register("rdp", DpAccountingRDP, summary="dp_accounting Renyi DP (an upper bound)")
-    ACCOUNTANTS.register("opacus-rdp", OpacusRDP, summary="opacus Renyi DP accountant")
-    ACCOUNTANTS.register("opacus-prv", OpacusPRV, summary="opacus privacy random variables (Gopi et al. 2021)")
+    def factory(**params: object) -> Accountant:
+        return getattr(importlib.import_module(module), name)(**params)
+
+    return factory
+
+
+def _register_backends() -> None:
+    for name, module, cls, summary in (
+        ("pld", "audit.accountant_dp_accounting", "DpAccountingPLD",
+         "dp_accounting privacy-loss distributions (tight)"),
+        ("rdp", "audit.accountant_dp_accounting", "DpAccountingRDP",
+         "dp_accounting Renyi DP (an upper bound)"),
+        ("opacus-rdp", "audit.accountant_opacus", "OpacusRDP", "opacus Renyi DP accountant"),
+        ("opacus-prv", "audit.accountant_opacus", "OpacusPRV",
+         "opacus privacy random variables (Gopi et al. 2021)"),
+    ):
+        ACCOUNTANTS.register(name, _lazy(module, cls), summary=summary)
 
 
 def accountant_label(name: str) -> str:
@@ -110,9 +128,17 @@ def calibrate_noise_multiplier(
 
     Bisection in log-space over the accountant's own epsilon (monotone in z); the returned
     value is the upper end of the final bracket, so its epsilon never exceeds the target.
+    Results are memoised per process (a PLD bisection takes seconds and every shadow model
+    of a membership audit asks for the same one).
     """
     check_positive("target_epsilon", "calibrate_noise_multiplier", target_epsilon)
     check_interval("delta", "calibrate_noise_multiplier", delta, low=0, high=1, closed="neither")
+    return _calibrated(spec, float(target_epsilon), float(delta), accountant)
+
+
+@functools.lru_cache(maxsize=256)
+def _calibrated(spec: GaussianEventSpec, target_epsilon: float, delta: float,
+                accountant: str) -> float:
     low, high = 0.3, 1000.0
 
     def eps(z: float) -> float:

@@ -124,7 +124,7 @@ _CONFIG_OPTIONS = {
 @click.option("--shadow-models", type=str, default=None, help="Membership: shadow/reference models (lira, rmia).")
 @click.option("--num-candidates", type=str, default=None, help="Membership: candidate examples (default 40% of the data, at most 2000).")
 @click.option("--num-population", type=str, default=None, help="Membership: adversary's population examples (default 20%, at most 1000).")
-@click.option("--backend", "training_backend", default="ray", show_default=True, help="Shadow-model training: ray | serial.")
+@click.option("--backend", "training_backend", default="auto", show_default=True, help="Shadow-model training: auto (Ray when it pays off, from the first model's time) | ray | serial.")
 @click.option("--ray-address", default=None, help="Join this Ray cluster instead of starting a local one.")
 @click.option("--workers", type=str, default=None, help="Shadow models trained at once (default: CPU count).")
 @click.option("--cache-dir", default=None, help="Shadow-model cache (default $XDG_CACHE_HOME/fedaudit/models).")
@@ -207,7 +207,7 @@ def _training_backend(opts: dict[str, Any], family: str):
     from audit.model_cache import ModelCache
     from audit.validation import check_options
 
-    backend = check_options("backend", "fedaudit audit", opts["training_backend"], ["ray", "serial"])
+    backend = check_options("backend", "fedaudit audit", opts["training_backend"], ["auto", "ray", "serial"])
     workers = None
     if opts["workers"] is not None:
         workers = _int("workers", opts["workers"])
@@ -261,8 +261,9 @@ def canonical_command(config: AuditConfig, *, threads: int, estimator: str | Non
 @click.option("--threads", type=str, default="1", show_default=True)
 @click.option("--progress/--no-progress", default=None)
 def demo(out: str, device: str, threads: str, progress: bool | None) -> None:
-    """A fixed small audit on embedded images: undefended FedSGD vs DP-FedAvg at two noise
-    levels, attacked by Inverting Gradients and iDLG."""
+    """A fixed small audit on embedded data: undefended FedSGD vs DP-FedAvg at two noise
+    levels, attacked by Inverting Gradients and iDLG; FedAvg vs DP-FedAvg (epsilon 1)
+    attacked by LOSS and LiRA membership inference."""
     from audit.demo import run_demo
 
     start = time.perf_counter()
@@ -272,7 +273,7 @@ def demo(out: str, device: str, threads: str, progress: bool | None) -> None:
         scorer, notes = _lpips(True, dev)
         findings = run_demo(device=dev, lpips_scorer=scorer, progress=_progress(progress))
         _finish(
-            findings, title="fedaudit demo: gradient inversion against FedSGD and DP-FedAvg",
+            findings, title="fedaudit demo: gradient inversion and membership inference against FedSGD/FedAvg and DP-FedAvg",
             command=f"fedaudit demo --threads {n_threads} --out OUT", seed=0, device=dev,
             threads=n_threads, notes=notes, start=start, out=out,
         )

@@ -51,7 +51,7 @@ from reports.roc_plot import roc_png
 class TrainingBackend:
     """Where shadow models are trained and cached."""
 
-    backend: str = "ray"
+    backend: str = "auto"
     ray_address: str | None = None
     workers: int | None = None
     cache_dir: str | None = None
@@ -136,7 +136,7 @@ def _reference_trainer(run: MembershipRun, progress: bool):
         run.shadow_stats = (run.shadow_stats or []) + [
             {"loaded": stats.loaded, "trained": stats.trained, "backend": stats.backend,
              "workers": stats.workers, "threads_per_worker": stats.threads_per_worker,
-             "seconds": stats.seconds}]
+             "seconds": stats.seconds, "reason": stats.reason}]
         return [model_from_weights(s, w).to(run.device) for s, w in zip(specs, weights)]
 
     return trainer
@@ -245,13 +245,18 @@ def empirical_epsilon(run: MembershipRun, scores, truth) -> dict[str, Any]:
 def membership_finding(run: MembershipRun, attack: Attack, *, threat_model: str | None = None,
                        bootstrap: int = 200, progress: bool = False,
                        curves: dict | None = None) -> dict[str, Any]:
-    """The report finding of ``attack`` on ``run`` (ROC metrics, plot, empirical epsilon)."""
+    """The report finding of ``attack`` on ``run`` (ROC metrics, plot, empirical epsilon).
+
+    ``curves`` (name -> (fpr, tpr)) holds earlier attacks' ROC curves to draw in the same
+    plot; this attack's curve is added to it, so one dict passed to successive calls gives
+    each plot the curves of the attacks before it.
+    """
     start = time.perf_counter()
     scores, truth, view, result = attack_scores(run, attack, threat_model=threat_model,
                                                 progress=progress)
     mm = membership_metrics(scores, truth, bootstrap=bootstrap, seed=run.config.seed)
     cfg = run.config
-    curves = dict(curves or {})
+    curves = {} if curves is None else curves
     curves[attack.name + _variant(attack)] = (mm.roc_fpr, mm.roc_tpr)
     png = roc_png(curves, title=f"{attack.name} against {run.defense.name}",
                   min_fpr=min(1e-3, 1.0 / mm.non_members))
@@ -281,6 +286,8 @@ def membership_finding(run: MembershipRun, attack: Attack, *, threat_model: str 
             "batch_size": int(np.mean([len(c) for c in run.client_indices])),
             "num_targets": int(len(truth)), "local_steps": run.defense.local_training.steps,
             "rounds": cfg.rounds, "clients": cfg.num_targets,
+            "target_train_accuracy": run.utility["train_accuracy"],
+            "target_test_accuracy": run.utility["test_accuracy"],
         },
         "metrics": metrics,
         "images": {"png_base64": png_base64(png),

@@ -8,16 +8,18 @@ Prints
    interval, TPR at 0.1% and 1% FPR, and the one-run empirical epsilon beside the claim;
 2. the update-based attack's mean AUC over ``--trials`` seeds for client batches 8, 32, 128
    (FedSGD, freshly initialised model);
-3. the wall-clock time of 8 shadow models (MLP width ``--ray-hidden``, default 512, so a
-   model takes seconds) trained sequentially (1 and 2 torch threads) and with Ray (2
-   workers, 1 thread each), cold (Ray start included) and warm, and the ratios.
+3. the wall-clock time of 8 shadow models (MLP 600-``--ray-hidden``-10, the targets' recipe
+   with ``--ray-rounds`` rounds: 20 as the targets, about 1 s a model, and 150, about 8 s)
+   trained sequentially (1 and 2 torch threads) and with Ray (2 workers, 1 thread each),
+   cold (Ray start included) and warm, and with ``backend="auto"``, and the ratios to
+   sequential with 1 thread and to the best sequential setting.
 
 Targets: 10 clients, all in every round, 20 rounds of FedAvg (5 local full-batch steps,
 lr 0.5), MLP 600-128-10: 100% training accuracy (how: enough rounds of full-batch local
 steps on ~100 examples per client, no regularisation).
 
 Usage: ``python3 benchmarks/membership.py [--shadow-models 16] [--trials 30] [--seed 0]``
-(about 5 minutes on 2 cores; shadow models are cached under ``--cache-dir``).
+(about 10 minutes on 2 cores; shadow models are cached under ``--cache-dir``).
 """
 
 from __future__ import annotations
@@ -107,39 +109,51 @@ def update_table(args):
 
 
 def ray_speedup(args):
-    print(f"== 8 shadow models (fedavg, purchase-synthetic, MLP hidden {args.ray_hidden}), no cache")
-    recipe = TrainingRecipe("purchase-synthetic", {}, "mlp", {"hidden": args.ray_hidden}, "fedavg",
-                            FEDAVG, 10, 10, 20)
     from audit.datasets import create_dataset
     from audit.membership_game import make_game
 
     game = make_game(create_dataset("purchase-synthetic"), num_candidates=2000,
                      num_population=1000, seed=args.seed)
     masks = balanced_masks(8, 2000, np.random.default_rng(args.seed))
-    specs = [recipe.spec(game.candidates[m], shadow_seed(args.seed + 99, k))
-             for k, m in enumerate(masks)]
-    times = {}
-    for threads in (1, 2):
+    for rounds in (int(r) for r in args.ray_rounds.split(",")):
+        recipe = TrainingRecipe("purchase-synthetic", {}, "mlp", {"hidden": args.ray_hidden},
+                                "fedavg", FEDAVG, 10, 10, rounds)
+
+        def specs(offset):
+            return [recipe.spec(game.candidates[m], shadow_seed(args.seed + offset, k))
+                    for k, m in enumerate(masks)]
+
+        print(f"== 8 shadow models (fedavg, purchase-synthetic, MLP hidden {args.ray_hidden}, "
+              f"{rounds} rounds), no cache")
+        times = {}
+        for threads in (1, 2):
+            t = time.perf_counter()
+            train_models(specs(99), train_federated, backend="serial", threads_per_worker=threads)
+            times[f"sequential, {threads} thread(s)"] = time.perf_counter() - t
+        shutdown_ray()
+        cold = "ray, 2 workers x 1 thread, cold (Ray start included)"
         t = time.perf_counter()
-        train_models(specs, train_federated, backend="serial", threads_per_worker=threads)
-        times[f"sequential, {threads} thread(s)"] = time.perf_counter() - t
-    shutdown_ray()
-    cold = "ray, 2 workers x 1 thread, cold (Ray start included)"
-    t = time.perf_counter()
-    train_models(specs, train_federated, backend="ray", workers=2, threads_per_worker=1)
-    times[cold] = time.perf_counter() - t
-    warm = "ray, 2 workers x 1 thread, warm (Ray running)"
-    other = [recipe.spec(game.candidates[m], shadow_seed(args.seed + 199, k))
-             for k, m in enumerate(masks)]
-    t = time.perf_counter()
-    train_models(other, train_federated, backend="ray", workers=2, threads_per_worker=1)
-    times[warm] = time.perf_counter() - t
-    shutdown_ray()
-    for k, v in times.items():
-        print(f"  {k:<55} {v:6.1f} s")
-    best_seq = min(v for k, v in times.items() if k.startswith("sequential"))
-    print(f"  speed-up over the best sequential setting: cold {best_seq / times[cold]:.2f}x, "
-          f"warm {best_seq / times[warm]:.2f}x")
+        train_models(specs(99), train_federated, backend="ray", workers=2,
+                                threads_per_worker=1)
+        times[cold] = time.perf_counter() - t
+        warm = "ray, 2 workers x 1 thread, warm (Ray running)"
+        t = time.perf_counter()
+        train_models(specs(199), train_federated, backend="ray", workers=2, threads_per_worker=1)
+        times[warm] = time.perf_counter() - t
+        shutdown_ray()
+        auto = "auto (the CLI's default), Ray not running"
+        t = time.perf_counter()
+        _, stats = train_models(specs(299), train_federated, backend="auto", workers=2)
+        times[auto] = time.perf_counter() - t
+        shutdown_ray()
+        for k, v in times.items():
+            print(f"  {k:<55} {v:6.1f} s")
+        print(f"  {stats.reason}")
+        one = times["sequential, 1 thread(s)"]
+        best_seq = min(v for k, v in times.items() if k.startswith("sequential"))
+        for name, ref in (("sequential with 1 thread", one), ("the best sequential setting", best_seq)):
+            print(f"  speed-up over {name}: Ray cold {ref / times[cold]:.2f}x, warm "
+                  f"{ref / times[warm]:.2f}x, auto {ref / times[auto]:.2f}x")
 
 
 def main() -> None:
@@ -147,7 +161,10 @@ def main() -> None:
     ap.add_argument("--shadow-models", type=int, default=16)
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ray-hidden", type=int, default=512, help="shadow MLP width in the Ray timing")
+    ap.add_argument("--ray-hidden", type=int, default=128, help="shadow MLP width in the Ray timing")
+    ap.add_argument("--ray-rounds", default="20,150",
+                    help="comma list of FedAvg round counts for the Ray timing (20: the "
+                         "targets' recipe, ~1 s a model; 150: ~8 s a model)")
     ap.add_argument("--cache-dir", default=None, help="shadow cache (default: a temporary folder)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: targets,update,ray")
     args = ap.parse_args()

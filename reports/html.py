@@ -26,6 +26,12 @@ _DIRECTION_LABELS = {
 }
 
 
+#: setting entries some findings carry (membership targets' utility), with their labels
+_OPTIONAL_SETTING = (
+    ("target_train_accuracy", "target accuracy on its training data"),
+    ("target_test_accuracy", "target accuracy on non-members"),
+)
+
 def format_number(value: float | int | None, digits: int = 3) -> str:
     """Format a number to ``digits`` significant digits for display.
 
@@ -160,7 +166,9 @@ def finding_view(finding: dict, index: int) -> dict:
         ("model", setting["model"]),
         ("model params", format_value(setting["model_params"]) or "none"),
     ] + [(key.replace("_", " "), str(setting[key]))
-         for key in ("batch_size", "num_targets", "local_steps", "rounds", "clients")]
+         for key in ("batch_size", "num_targets", "local_steps", "rounds", "clients")] + [
+        (label, f"{setting[key]:.3f}") for key, label in _OPTIONAL_SETTING
+        if isinstance(setting.get(key), (int, float))]
     images = finding["images"]
     return {
         "index": index,

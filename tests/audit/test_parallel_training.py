@@ -40,7 +40,7 @@ def _assert_same(a: list[dict], b: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"backend": "dask"}, "'dask'"),
+    ({"backend": "dask"}, "'auto'.*'dask'"),
     ({"backend": None}, "backend"),
     ({"workers": 0}, "'workers'.*Got 0"),
     ({"workers": 1.5}, "workers"),
@@ -172,6 +172,39 @@ def test_ray_matches_serial_and_resumes_from_cache(tmp_path, local_ray):
         train_models(failing, fx.tiny_train, cache=cache, backend="ray", workers=2,
                      ray_runtime_env=local_ray)
     assert failing[0] in cache and failing[1] in cache and failing[2] not in cache
+
+
+def test_auto_trains_fast_models_here_after_timing_the_first(tmp_path):
+    shutdown_ray()
+    specs = _specs(4)
+    serial, _ = train_models(specs, fx.tiny_train, backend="serial")
+    models, stats = train_models(specs, fx.tiny_train, cache=ModelCache(tmp_path), backend="auto",
+                                 workers=2)
+    _assert_same(models, serial)
+    # a millisecond model: 3 more take far less than a Ray start
+    assert stats.backend == "serial" and stats.trained == 4 and stats.workers == 1
+    assert stats.reason.startswith("auto: serial (one model took")
+    _, one = train_models(_specs(3, dim=9), fx.tiny_train, backend="auto", workers=1)
+    assert one.backend == "serial" and "1 worker" in one.reason
+
+
+def test_auto_starts_ray_when_it_pays_and_keeps_using_it(tmp_path, local_ray, monkeypatch):
+    shutdown_ray()
+    import audit.parallel_training as pt
+
+    monkeypatch.setattr(pt, "RAY_START_SECONDS", -1.0)  # a free Ray start: Ray always pays
+    specs = _specs(5, dim=10)
+    serial, _ = train_models(specs, fx.tiny_train, backend="serial")
+    cache = ModelCache(tmp_path)
+    models, stats = train_models(specs, fx.tiny_train, cache=cache, backend="auto", workers=2,
+                                 ray_runtime_env=local_ray)
+    _assert_same(models, serial)
+    assert stats.backend == "ray" and stats.trained == 5 and "on Ray with 2 workers" in stats.reason
+    assert all(s in cache for s in specs)
+    monkeypatch.setattr(pt, "RAY_START_SECONDS", 1e9)  # Ray is up now: used whatever it costs
+    _, again = train_models(_specs(2, dim=11), fx.tiny_train, backend="auto", workers=2,
+                            ray_runtime_env=local_ray)
+    assert again.backend == "ray" and again.reason == "auto: Ray is already running"
 
 
 def test_ray_explains_a_train_fn_the_workers_cannot_import(tmp_path, local_ray):
