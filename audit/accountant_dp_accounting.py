@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import metadata
 
 from dp_accounting import NeighboringRelation
@@ -32,9 +33,26 @@ class DpAccountingPLD:
             if spec.neighbouring is Neighbouring.REPLACE
             else NeighboringRelation.ADD_OR_REMOVE_ONE
         )
-        interval = 1e-4 * max(1.0, (0.5 / spec.noise_multiplier) ** 2)
+        return self.epsilon_composed([spec], delta=delta)
+
+    def epsilon_composed(self, specs: Sequence[GaussianEventSpec], *, delta: float) -> float:
+        """Epsilon of all ``specs`` composed (e.g. one Gaussian per layer, each over its
+        rounds); they must share one neighbouring relation."""
+        relations = {s.neighbouring for s in specs}
+        if len(relations) != 1:
+            raise InvalidParameterError(
+                "The 'specs' parameter must share one neighbouring relation. Got "
+                f"{sorted(r.value for r in relations)!r} instead.")
+        relation = (
+            NeighboringRelation.REPLACE_ONE
+            if relations.pop() is Neighbouring.REPLACE
+            else NeighboringRelation.ADD_OR_REMOVE_ONE
+        )
+        z_min = min(s.noise_multiplier for s in specs)
+        interval = 1e-4 * max(1.0, (0.5 / z_min) ** 2)
         acc = PLDAccountant(neighboring_relation=relation, value_discretization_interval=interval)
-        acc.compose(spec.event())
+        for spec in specs:
+            acc.compose(spec.event())
         return float(acc.get_epsilon(delta))
 
 

@@ -22,7 +22,7 @@ from enum import Enum
 import functools
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from audit.errors import InvalidParameterError
@@ -119,6 +119,17 @@ def epsilon(spec: GaussianEventSpec, *, delta: float, accountant: str = "pld") -
     check_interval("sample_rate", "epsilon", spec.sample_rate, low=0, high=1, closed="right")
     check_interval("compositions", "epsilon", spec.compositions, kind=int, low=1)
     return float(ACCOUNTANTS.create(accountant).epsilon(spec, delta=delta))
+
+
+def composed_epsilon(specs: Sequence[GaussianEventSpec], *, delta: float) -> float:
+    """Epsilon at ``delta`` of several Gaussian specs composed (dp_accounting PLD), e.g. a
+    layer-wise mechanism: one spec per layer, each over its rounds."""
+    check_interval("delta", "composed_epsilon", delta, low=0, high=1, closed="neither")
+    if not specs:
+        raise InvalidParameterError("The 'specs' parameter must not be empty. Got [] instead.")
+    for spec in specs:
+        check_positive("noise_multiplier", "composed_epsilon", spec.noise_multiplier)
+    return float(ACCOUNTANTS.create("pld").epsilon_composed(list(specs), delta=delta))
 
 
 def calibrate_noise_multiplier(

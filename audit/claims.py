@@ -31,6 +31,10 @@ class PrivacyClaim:
     compositions: int | None = None
     accountant: str | None = None
     mechanism: str | None = None
+    #: per-part claims of a composed mechanism (e.g. one entry per layer: name, epsilon,
+    #: noise multiplier, clip norm, budget share), JSON-ready; the parts compose to
+    #: ``epsilon``
+    parts: tuple[dict, ...] = ()
 
     @classmethod
     def none(cls, statement: str) -> "PrivacyClaim":

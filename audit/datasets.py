@@ -42,6 +42,13 @@ class ImageDataset:
     #: "image" (spatial: shift augmentations make sense) or "tabular" (a feature vector
     #: stored as (1, 1, D), no augmentation)
     modality: str = "image"
+    #: "classification" (``labels`` (N,) class indices) or "segmentation" (``labels``
+    #: (N, H, W) per-pixel class indices, e.g. tampered / authentic)
+    task: str = "classification"
+    #: (N, H, W) bool, True on privacy-sensitive pixels (PSI regions), when the data has them
+    psi_masks: torch.Tensor | None = None
+    #: (N,) int group of each item (e.g. document template), for non-IID client splits
+    groups: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -58,8 +65,11 @@ class ImageDataset:
     def subset(self, indices) -> "ImageDataset":
         """The items at ``indices``, keeping classes and the parent's statistics."""
         idx = torch.as_tensor(list(indices), dtype=torch.long)
-        return ImageDataset(self.name, self.images[idx], self.labels[idx], self.num_classes,
-                            self.channel_mean, self.channel_std, self.source, self.modality)
+        return ImageDataset(
+            self.name, self.images[idx], self.labels[idx], self.num_classes, self.channel_mean,
+            self.channel_std, self.source, self.modality, self.task,
+            None if self.psi_masks is None else self.psi_masks[idx],
+            None if self.groups is None else self.groups[idx])
 
 
 def from_arrays(name: str, images: np.ndarray, labels, num_classes: int, source: str, limit: int | None) -> ImageDataset:
@@ -155,6 +165,13 @@ def _register_loaders() -> None:
                       summary="generated Purchase-style task: 600 binary features, 10 classes, atypical tail (membership leaks)")
     DATASETS.register("image-folder", image_folder)
     DATASETS.register("cifar10", cifar10)
+    from audit.document_folder import document_folder
+    from audit.documents import documents
+
+    DATASETS.register("documents", documents,
+                      summary="generated receipts and forms (Faker + PIL): tamper masks to segment, PSI masks, template groups")
+    DATASETS.register("document-folder", document_folder,
+                      summary="local document images with tamper masks (masks/) and optional PSI masks (psi/)")
 
 
 _register_loaders()

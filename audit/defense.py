@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from audit.claims import PrivacyClaim
 from audit.registry import Registry
-from audit.updates import LocalTraining, ModelUpdate
+from audit.updates import ClientData, LocalTraining, ModelUpdate
 from audit.validation import check_interval
 
 
@@ -74,6 +75,21 @@ class Defense(ABC):
 
     def prepare(self, schedule: FederationSchedule) -> None:
         """Fix schedule-dependent settings (e.g. calibrate noise to a target epsilon)."""
+
+    #: examples of the training data the server holds as a public split (0: none); the
+    #: harness carves them out of the data and passes them to :meth:`setup_server`
+    public_examples: int = 0
+
+    def setup_server(self, *, model: nn.Module, public: ClientData | None) -> None:
+        """Called once before the first round with the global model (live: it holds the
+        broadcast weights whenever :meth:`server_side` runs; never modify it) and the
+        public split. Default: nothing."""
+
+    def setup_client(self, *, client_id: int, model: nn.Module, data: ClientData,
+                     round: int) -> None:
+        """Client-side preparation on the client's own data before its local update in
+        ``round`` (``model`` holds the broadcast weights; never modify it). Default:
+        nothing."""
 
     @abstractmethod
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:

@@ -34,6 +34,7 @@ from audit.lpips_metric import LpipsScorer
 from audit.metrics import score_reconstructions
 from audit.models import create_model
 from audit.pretraining import pretrain
+from audit.region_metrics import score_regions
 from audit.scoring import align, label_accuracy, label_summary
 from audit.simulation import ClientData, FederatedSimulation, Transcript
 from audit.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
@@ -65,6 +66,7 @@ class Target:
     view: AttackView
     images: torch.Tensor
     labels: torch.Tensor
+    psi_masks: torch.Tensor | None = None  # (N, H, W) privacy-sensitive regions, when known
 
 
 def validate(config: AuditConfig) -> None:
@@ -100,10 +102,7 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         rest = list(range(needed, len(dataset))) or list(range(len(dataset)))
         pretrain(model, dataset.subset(rest), steps=config.pretrain_steps, seed=config.seed)
     clients = [
-        ClientData(
-            dataset.images[k * config.batch_size : (k + 1) * config.batch_size],
-            dataset.labels[k * config.batch_size : (k + 1) * config.batch_size],
-        )
+        _client_data(dataset, range(k * config.batch_size, (k + 1) * config.batch_size))
         for k in range(config.num_targets)
     ]
     schedule = FederationSchedule(
@@ -111,17 +110,37 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         clients_per_round=config.clients_per_round or config.num_targets,
         rounds=config.rounds,
     )
+    public = _public_split(dataset, defense, first=needed)
     defense.prepare(schedule)
-    claim = defense.claim(schedule)
     sim = FederatedSimulation(
         model=model, clients=clients, defense=defense, schedule=schedule, seed=config.seed,
-        device=device,
+        device=device, public=public,
     )
     transcript = sim.run(progress=progress)
+    claim = defense.claim(schedule)  # after the run: a defense may set budgets from data
     return PreparedRun(
         config, dataset, model, defense, schedule, claim, threat_model, clients, transcript,
         time.perf_counter() - start,
     )
+
+
+def _client_data(dataset: ImageDataset, items) -> ClientData:
+    idx = torch.as_tensor(list(items), dtype=torch.long)
+    psi = None if dataset.psi_masks is None else dataset.psi_masks[idx]
+    return ClientData(dataset.images[idx], dataset.labels[idx], psi)
+
+
+def _public_split(dataset: ImageDataset, defense: Defense, *, first: int) -> ClientData | None:
+    """The ``defense.public_examples`` items after the clients' items (the server's public
+    split of the training data), or None when the defense wants none."""
+    n = int(getattr(defense, "public_examples", 0) or 0)
+    if n == 0:
+        return None
+    if first + n > len(dataset):
+        raise InvalidParameterError(
+            f"Defense {defense.name!r} needs {n} public examples beyond the clients' {first}, "
+            f"but dataset {dataset.name!r} has {len(dataset)}. Got public_size={n} instead.")
+    return _client_data(dataset, range(first, first + n))
 
 
 def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
@@ -133,7 +152,7 @@ def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
         for n, p in model.named_parameters():
             p.copy_(record.broadcast[n])
 
-    def view(update, images, labels) -> Target:
+    def view(update, images, labels, psi=None) -> Target:
         v = AttackView(
             threat_model=tm,
             model=model,
@@ -145,17 +164,21 @@ def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
             defense_params=run.defense.params(),
             labels=labels.clone() if tm.knows_(Knowledge.LABELS) else None,
         )
-        return Target(v, images.cpu(), labels.cpu())
+        return Target(v, images.cpu(), labels.cpu(), None if psi is None else psi.cpu())
 
     if tm.observes is ObservationPoint.CLIENT_UPDATE:
         return [
-            view(obs, run.clients[obs.client_id].images, run.clients[obs.client_id].labels)
+            view(obs, run.clients[obs.client_id].images, run.clients[obs.client_id].labels,
+                 run.clients[obs.client_id].psi_masks)
             for obs in record.observations
         ]
     if tm.observes is ObservationPoint.AGGREGATE:
-        images = torch.cat([run.clients[k].images for k in record.sampled])
-        labels = torch.cat([run.clients[k].labels for k in record.sampled])
-        return [view(record.aggregate, images, labels)]
+        sampled = [run.clients[k] for k in record.sampled]
+        images = torch.cat([c.images for c in sampled])
+        labels = torch.cat([c.labels for c in sampled])
+        psi = None if any(c.psi_masks is None for c in sampled) else torch.cat(
+            [c.psi_masks for c in sampled])
+        return [view(record.aggregate, images, labels, psi)]
     raise InvalidParameterError(
         f"The 'threat_model' parameter must observe client updates or aggregates for "
         f"gradient inversion. Got {tm.name!r} instead."
@@ -173,7 +196,7 @@ def attack_run(
     """Attack every target of ``run`` and return the report's finding."""
     start = time.perf_counter()
     cfg = run.config
-    recon, truth, accs = [], [], []
+    recon, truth, psi, accs = [], [], [], []
     todo = targets(run)
     for i, target in enumerate(tqdm(todo, desc=f"{attack.name} targets", disable=not progress)):
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
@@ -181,7 +204,8 @@ def attack_run(
         if result.images is not None:
             recon.append(align(result.images.float().cpu(), target.images))
             truth.append(target.images)
-        if result.labels is not None:
+            psi.append(target.psi_masks)
+        if result.labels is not None and run.dataset.task == "classification":
             accs.append(label_accuracy(result.labels, target.labels))
     metrics = []
     images = None
@@ -191,11 +215,18 @@ def attack_run(
             r, t, baseline_image=run.dataset.mean_image(), lpips_scorer=lpips_scorer
         )
         metrics += [s.to_dict() for s in summaries]
+        masks = None if any(m is None for m in psi) else torch.cat(psi)
+        if masks is not None:  # FedRE's evaluation: inside the privacy-sensitive regions
+            metrics += [s.to_dict() for s in score_regions(
+                r, t, masks, baseline_image=run.dataset.mean_image(), lpips_scorer=lpips_scorer)]
         n = min(len(t), MAX_GRID_IMAGES)
+        png = image_grid_png([t[:n], r[:n]], scale=max(2, 96 // t.shape[-1]),
+                             outlines=None if masks is None else masks[:n])
         images = {
-            "png_base64": png_base64(image_grid_png([t[:n], r[:n]], scale=max(2, 96 // t.shape[-1]))),
+            "png_base64": png_base64(png),
             "caption": f"Top row: ground truth; bottom row: {attack.name} reconstruction "
-            f"({n} of {len(t)} images, matched by Hungarian assignment).",
+            f"({n} of {len(t)} images, matched by Hungarian assignment)"
+            + ("; blue outlines: PSI regions." if masks is not None else "."),
         }
     if accs:
         metrics.append(label_summary(accs, run.dataset.num_classes).to_dict())

@@ -71,6 +71,23 @@ class LpipsScorer:
         a, b = (self._prepare(x) for x in (recon, truth))
         return self._net(a, b).reshape(-1).double().cpu().numpy()
 
+    @torch.no_grad()
+    def spatial(self, recon, truth) -> np.ndarray:
+        """Per-pixel LPIPS distance maps (N, H, W) at the inputs' size (LPIPS's spatial mode)."""
+        if not self.available:
+            raise RuntimeError(self.reason or "LPIPS is not available")
+        a, b = (self._prepare(x) for x in (recon, truth))
+        self._net.spatial = True
+        try:
+            maps = self._net(a, b)
+        finally:
+            self._net.spatial = False
+        size = tuple(torch.as_tensor(np.asarray(truth)).shape[-2:])
+        if tuple(maps.shape[-2:]) != size:
+            maps = torch.nn.functional.interpolate(maps, size=size, mode="bilinear",
+                                                   align_corners=False)
+        return maps[:, 0].double().cpu().numpy()
+
     def _prepare(self, x) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
         x = x.detach().float().to(self.device)

@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 
 from audit.registry import Registry
+from audit.unet import unet
 from audit.validation import check_interval, check_known_keys, check_options
 
 import torch
@@ -133,6 +134,7 @@ MODELS: Registry[nn.Module] = Registry("model")
 MODELS.register("convnet", convnet)
 MODELS.register("mlp", mlp)
 MODELS.register("resnet", resnet)
+MODELS.register("unet", unet)
 
 
 def create_model(name: str, *, input_shape, num_classes: int, channel_mean, channel_std, **params: Any) -> nn.Module:

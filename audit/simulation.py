@@ -24,15 +24,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from audit.defense import Defense, FederationSchedule
-from audit.updates import LocalTraining, ModelUpdate, UpdateKind
+from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
 
-
-@dataclass(frozen=True)
-class ClientData:
-    """One client's local examples."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
+__all__ = ["ClientData", "FederatedSimulation", "RoundRecord", "Transcript", "local_update"]
 
 
 @dataclass
@@ -98,14 +92,14 @@ class FederatedSimulation:
         schedule: FederationSchedule,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        public: ClientData | None = None,
     ) -> None:
         if len(clients) != schedule.num_clients:
             raise ValueError("one ClientData per client is needed")
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.clients = [
-            ClientData(c.images.to(self.device), c.labels.to(self.device)) for c in clients
-        ]
+        self.clients = [c.to(self.device) for c in clients]
+        self.public = None if public is None else public.to(self.device)
         self.defense = defense
         self.schedule = schedule
         self.seed = seed
@@ -116,18 +110,18 @@ class FederatedSimulation:
         noise = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         transcript = Transcript()
         training = self.defense.local_training
+        self.defense.setup_server(model=self.model, public=self.public)
         rounds = range(self.schedule.rounds)
         for r in tqdm(rounds, desc="federated rounds", disable=not progress, leave=False):
             broadcast = {n: p.detach().clone() for n, p in self.model.named_parameters()}
             perm = torch.randperm(self.schedule.num_clients, generator=sampler)
             sampled = sorted(perm[: self.schedule.clients_per_round].tolist())
-            observations = [
-                self.defense.client_side(
-                    local_update(self.model, self.clients[k], training, client_id=k, round=r),
-                    generator=noise,
-                )
-                for k in sampled
-            ]
+            observations = []
+            for k in sampled:
+                self.defense.setup_client(client_id=k, model=self.model, data=self.clients[k],
+                                          round=r)
+                raw = local_update(self.model, self.clients[k], training, client_id=k, round=r)
+                observations.append(self.defense.client_side(raw, generator=noise))
             aggregate = self.defense.server_side(observations, generator=noise)
             server_lr = training.lr if aggregate.kind is UpdateKind.GRADIENT else 1.0
             with torch.no_grad():

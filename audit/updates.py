@@ -48,6 +48,25 @@ class LocalTraining:
 
 
 @dataclass(frozen=True)
+class ClientData:
+    """One client's local examples: inputs, labels (class indices, or per-pixel class
+    indices for segmentation) and, when the data has them, privacy-sensitive-region masks
+    (N, H, W) bool."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    psi_masks: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "ClientData":
+        """The same examples on ``device``."""
+        return ClientData(self.images.to(device), self.labels.to(device),
+                          None if self.psi_masks is None else self.psi_masks.to(device))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
 class ModelUpdate:
     """One update: a client's raw update, its observation, or the server's aggregate."""
 

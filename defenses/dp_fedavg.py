@@ -41,24 +41,24 @@ from audit.accounting import (
     epsilon,
 )
 from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import Defense, FederationSchedule
+from audit.defense import FederationSchedule
 from audit.errors import InvalidParameterError
-from audit.updates import LocalTraining, ModelUpdate, UpdateKind
+from audit.updates import ModelUpdate, UpdateKind
 from audit.validation import (
     check_interval,
-    check_known_keys,
     check_nonnegative,
     check_options,
     check_positive,
 )
-from defenses.fedavg import FedAvg, FedSGD
+from defenses.fedavg import FedAvg, WrappingDefense
 from defenses.gaussian_mechanism import add_gaussian_noise, clip_l2
 
 
-class DPFedAvg(Defense):
+class DPFedAvg(WrappingDefense):
     """Client-level DP-FedAvg (local or central Gaussian mechanism) around ``inner``."""
 
     name = "dp-fedavg"
+    own_keys = ("clip_norm", "noise_multiplier", "target_epsilon", "delta", "mode", "accountant")
 
     def __init__(
         self,
@@ -101,33 +101,9 @@ class DPFedAvg(Defense):
         self.default_threat_model = "hbc-server" if self.mode == "local" else "aggregate-observer"
         self._expected_clients: int | None = None
 
-    @classmethod
-    def from_params(cls, **params: Any) -> "DPFedAvg":
-        """Build from user parameters; ``base`` is fedsgd (default) or fedavg."""
-        inner_keys = ("base", "local_steps", "lr")
-        own = ("clip_norm", "noise_multiplier", "target_epsilon", "delta", "mode", "accountant")
-        check_known_keys(params, inner_keys + own, cls.name)
-        base = check_options("base", cls.name, params.pop("base", "fedsgd"), ("fedsgd", "fedavg"))
-        inner_params = {k: params.pop(k) for k in ("local_steps", "lr") if k in params}
-        if base == "fedsgd":
-            if "local_steps" in inner_params:
-                raise InvalidParameterError(
-                    f"The 'local_steps' parameter of {cls.name} needs base='fedavg'. "
-                    f"Got local_steps={inner_params['local_steps']!r} with base='fedsgd' instead."
-                )
-            inner: FedAvg = FedSGD(**inner_params)
-        else:
-            inner = FedAvg(**inner_params)
-        return cls(inner, **params)
-
-    @property
-    def local_training(self) -> LocalTraining:
-        return self.inner.local_training
-
     def params(self) -> dict[str, Any]:
         return {
-            "base": self.inner.name,
-            **self.inner.params(),
+            **self.inner_params(),
             "clip_norm": self.clip_norm,
             "noise_multiplier": self.noise_multiplier,
             "target_epsilon": self.target_epsilon,

@@ -8,7 +8,7 @@ examples. Neither makes a DP claim.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -78,3 +78,49 @@ class FedSGD(FedAvg):
 
     def params(self) -> dict[str, Any]:
         return {"lr": self._training.lr}
+
+
+INNER_KEYS = ("base", "local_steps", "lr")
+
+
+def inner_from_params(params: dict[str, Any], owner: str) -> FedAvg:
+    """The inner FedSGD/FedAvg of a wrapping defense, popping ``base`` (fedsgd, the
+    default, or fedavg), ``local_steps`` and ``lr`` from ``params``."""
+    from audit.errors import InvalidParameterError
+    from audit.validation import check_options
+
+    base = check_options("base", owner, params.pop("base", "fedsgd"), ("fedsgd", "fedavg"))
+    inner_params = {k: params.pop(k) for k in ("local_steps", "lr") if k in params}
+    if base == "fedsgd":
+        if "local_steps" in inner_params:
+            raise InvalidParameterError(
+                f"The 'local_steps' parameter of {owner} needs base='fedavg'. "
+                f"Got local_steps={inner_params['local_steps']!r} with base='fedsgd' instead."
+            )
+        return FedSGD(**inner_params)
+    return FedAvg(**inner_params)
+
+
+class WrappingDefense(Defense):
+    """A defense around an inner FedSGD/FedAvg (as Flower's DP strategies wrap a strategy):
+    user parameters are ``base``, ``local_steps``, ``lr`` for the inner defense plus the
+    subclass's ``own_keys``."""
+
+    own_keys: ClassVar[tuple[str, ...]] = ()
+    inner: FedAvg
+
+    @classmethod
+    def from_params(cls, **params: Any):
+        """Build from user parameters; ``base`` is fedsgd (default) or fedavg."""
+        check_known_keys(params, INNER_KEYS + cls.own_keys, cls.name)
+        params = dict(params)
+        inner = inner_from_params(params, cls.name)
+        return cls(inner, **params)
+
+    @property
+    def local_training(self) -> LocalTraining:
+        return self.inner.local_training
+
+    def inner_params(self) -> dict[str, Any]:
+        """The inner defense's parameters, for :meth:`params`."""
+        return {"base": self.inner.name, **self.inner.params()}

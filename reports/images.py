@@ -43,6 +43,8 @@ def image_grid_png(
     *,
     scale: int = 2,
     pad: int = 2,
+    outlines: Any | None = None,
+    outline_colour: tuple[int, int, int] = (0, 90, 255),
 ) -> bytes:
     """Draw batches of images as a grid and encode it as PNG.
 
@@ -59,6 +61,9 @@ def image_grid_png(
             tensors (any device). All rows must share N, H and W.
         scale: Upscaling factor, an int >= 1.
         pad: Padding in output pixels between and around cells, an int >= 0.
+        outlines: Optional (N, H, W) boolean masks (e.g. PSI regions) whose outer
+            boundary is drawn in ``outline_colour`` on every row's image of that column
+            (forces RGB output).
 
     Returns:
         The PNG file contents (mode "L" if every row is grayscale, else "RGB").
@@ -82,7 +87,10 @@ def image_grid_png(
                 f"Got rows[0] of shape {tuple(batches[0].shape)} and rows[{i}] of shape "
                 f"{tuple(b.shape)} instead."
             )
-    channels = 3 if any(b.shape[1] == 3 for b in batches) else 1
+    edges = None
+    if outlines is not None:
+        edges = _outline_pixels(outlines, n, h, w, scale)
+    channels = 3 if edges is not None or any(b.shape[1] == 3 for b in batches) else 1
     cell_h, cell_w = h * scale, w * scale
     height = len(batches) * cell_h + (len(batches) + 1) * pad
     width = n * cell_w + (n + 1) * pad
@@ -99,10 +107,28 @@ def image_grid_png(
         for c in range(n):
             left = pad + c * (cell_w + pad)
             canvas[top:top + cell_h, left:left + cell_w] = pixels[c]
+            if edges is not None:
+                canvas[top:top + cell_h, left:left + cell_w][edges[c]] = outline_colour
     image = Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas)  # "L" or "RGB"
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False, compress_level=6)
     return buffer.getvalue()
+
+
+def _outline_pixels(masks: Any, n: int, h: int, w: int, scale: int) -> np.ndarray:
+    """(N, H*scale, W*scale) bool: the upscaled masks' pixels next to outside pixels."""
+    m = masks.detach().cpu().numpy() if hasattr(masks, "detach") else np.asarray(masks)
+    if m.shape != (n, h, w):
+        raise InvalidParameterError(
+            f"The 'outlines' parameter of {_OWNER} must have shape (N, H, W) = {(n, h, w)}. "
+            f"Got {tuple(m.shape)} instead.")
+    big = m.astype(bool).repeat(scale, axis=1).repeat(scale, axis=2)
+    inner = big.copy()
+    inner[:, 1:, :] &= big[:, :-1, :]
+    inner[:, :-1, :] &= big[:, 1:, :]
+    inner[:, :, 1:] &= big[:, :, :-1]
+    inner[:, :, :-1] &= big[:, :, 1:]
+    return big & ~inner
 
 
 def png_base64(data: bytes) -> str:
