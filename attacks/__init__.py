@@ -7,11 +7,13 @@ from attacks.label_recovery import LabelCountRecovery
 from attacks.lira import LiRA
 from attacks.loss_threshold import LossThreshold
 from attacks.rmia import RMIA
+from attacks.snr_weighted_inverting_gradients import SNRWeightedInvertingGradients
 from attacks.update_membership import UpdateMembership
 from audit.attack import ATTACKS
 from audit.validation import strict_factory
 
 ATTACKS.register("inverting-gradients", InvertingGradients.from_params, summary="Inverting Gradients (Geiping et al. 2020): cosine + TV, signed Adam, batched restarts")
+ATTACKS.register("snr-inverting-gradients", SNRWeightedInvertingGradients.from_params, summary="adaptive Inverting Gradients: per-layer cosine weighted by each layer's known signal-to-noise (vs layer-wise DP)")
 ATTACKS.register("dlg", DLG.from_params, summary="DLG (Zhu et al. 2019): L2 gradient matching with L-BFGS, joint labels")
 ATTACKS.register("idlg", IDLG.from_params, summary="iDLG (Zhao et al. 2020): analytic label, then DLG on the images")
 ATTACKS.register("llg", LabelCountRecovery.from_params, summary="batch label recovery from the last-layer bias update (LLG-style counts)")
@@ -22,4 +24,4 @@ ATTACKS.register("rmia", strict_factory(RMIA), summary="RMIA (Zarifzadeh et al. 
 ATTACKS.register("update-mia", strict_factory(UpdateMembership), summary="update-based membership: candidate gradient vs one client's observed update")
 
 __all__ = ["ATTACKS", "DLG", "IDLG", "AnalyticFC", "InvertingGradients", "LabelCountRecovery", "LiRA", "LossThreshold",
-           "RMIA", "UpdateMembership"]
+           "RMIA", "SNRWeightedInvertingGradients", "UpdateMembership"]

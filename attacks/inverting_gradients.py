@@ -20,6 +20,7 @@ steps the unrolled E-step update is matched (the paper's FedAvg variant).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -71,6 +72,11 @@ class InvertingGradients(Attack):
             "tv_weight": self.tv_weight,
         }
 
+    def matching_loss(self, view: AttackView, observed) -> Callable[[Any, Any], torch.Tensor]:
+        """The gradient-matching loss (candidate update, observed update) -> scalar: here
+        ``1 - cos`` over all tensors together. Adaptive attacks override it."""
+        return cosine_distance
+
     def run(
         self,
         view: AttackView,
@@ -83,9 +89,10 @@ class InvertingGradients(Attack):
         model, params = attack_copy(view.model, device)
         observed = observed_tensors(view.target.tensors, params, device)
         update_fn = make_update_fn(model, view.local_training)
+        match = self.matching_loss(view, observed)
 
         def distance(x: torch.Tensor) -> torch.Tensor:
-            return cosine_distance(update_fn(params, x, labels), observed)
+            return match(update_fn(params, x, labels), observed)
 
         def objective(x: torch.Tensor) -> torch.Tensor:
             return distance(x) + self.tv_weight * total_variation(x)

@@ -63,6 +63,12 @@ class Defense(ABC):
     def params(self) -> dict[str, Any]:
         """Public parameters, JSON-ready, for the report."""
 
+    def public_state(self) -> dict[str, Any]:
+        """Everything public about the defense that an adversary may use: :meth:`params`
+        plus non-scalar state fixed during the run (e.g. per-layer noise scales). Attack
+        views get this; the report gets :meth:`params`."""
+        return self.params()
+
     @abstractmethod
     def client_side(self, update: ModelUpdate, *, generator: torch.Generator) -> ModelUpdate:
         """Turn a client's raw update into what leaves the client."""

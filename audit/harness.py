@@ -161,7 +161,7 @@ def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
             batch_size=len(labels),
             input_shape=run.dataset.input_shape,
             num_classes=run.dataset.num_classes,
-            defense_params=run.defense.params(),
+            defense_params=run.defense.public_state(),
             labels=labels.clone() if tm.knows_(Knowledge.LABELS) else None,
         )
         return Target(v, images.cpu(), labels.cpu(), None if psi is None else psi.cpu())

@@ -76,6 +76,15 @@ class LayerwiseLDP(WrappingDefense):
             "noise_multiplier": self.noise_multiplier,
         }
 
+    def public_state(self) -> dict[str, Any]:
+        """:meth:`params` plus each layer's noise standard deviation and clip norm (public:
+        the per-layer budgets are fixed from public data), for adaptive attacks."""
+        state = self.params()
+        if self.budgets is not None:
+            state["layer_noise_std"] = {b.layer: b.noise_std for b in self.budgets}
+            state["layer_clip_norm"] = {b.layer: b.clip_norm for b in self.budgets}
+        return state
+
     # -- budget -------------------------------------------------------------------------
 
     @staticmethod

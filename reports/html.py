@@ -20,6 +20,10 @@ from reports.schema import SCHEMA_VERSION, validate_report
 NA = "n/a"
 NO_DP_CLAIM = "no DP claim"
 HEADLINE_METRIC = "psnr"
+#: significant digits of the per-layer budget table (shares and ε_l differ in the 3rd digit)
+PARTS_DIGITS = 4
+#: a per-layer budget table with more rows than this is folded into a <details> element
+PARTS_COLLAPSE_ABOVE = 8
 _DIRECTION_LABELS = {
     "higher-leaks-more": "higher leaks more",
     "lower-leaks-more": "lower leaks more",
@@ -134,7 +138,40 @@ def _claim_view(claim: dict) -> dict:
             ("compositions", _or_na(claim["compositions"])),
         ]
     return {"has_dp": claim["has_dp"], "rows": rows, "statement": claim["statement"],
-            "short": claim_summary(claim)}
+            "short": claim_summary(claim), "parts": _parts_view(claim)}
+
+
+def _parts_view(claim: dict) -> dict | None:
+    """Display strings for the per-part (per-layer) budget of a composed claim, or None.
+
+    ``claim["parts"]`` may be absent (older reports), empty, a list (from JSON) or a tuple
+    (from :meth:`audit.claims.PrivacyClaim.to_dict`).
+    """
+    parts = claim.get("parts") or ()
+    if not parts:
+        return None
+    num = lambda v: format_number(v, PARTS_DIGITS)  # noqa: E731
+    rows = [{
+        "name": str(p["name"]),
+        "share": num(p["share"]),
+        "noise_multiplier": num(p["noise_multiplier"]),
+        "clip_norm": num(p["clip_norm"]),
+        "sigma": num(float(p["noise_multiplier"]) * float(p["clip_norm"])),
+        "epsilon": num(p["epsilon"]),
+    } for p in parts]
+    epsilons = [float(p["epsilon"]) for p in parts]
+    low, high = num(min(epsilons)), num(max(epsilons))
+    count = f"{len(rows)} layer{'s' if len(rows) != 1 else ''}"
+    return {
+        "title": f"Per-layer budget (composes to \u03b5 = {num(claim.get('epsilon'))})",
+        "rows": rows,
+        "count": len(rows),
+        "min_epsilon": low,
+        "max_epsilon": high,
+        "summary": f"{count}, \u03b5_l from {low} to {high}" if low != high
+                   else f"{count}, \u03b5_l = {low} each",
+        "collapsed": len(rows) > PARTS_COLLAPSE_ABOVE,
+    }
 
 
 def claim_summary(claim: dict) -> str:

@@ -63,6 +63,13 @@ def _finding(f: dict) -> list[str]:
         out += _table(["Claim", "Value"], [[e(k), e(v)] for k, v in claim["rows"]])
     else:
         out += [f"**{NO_DP_CLAIM}**", ""]
+    parts = claim["parts"]
+    if parts:
+        out += [f"{e(parts['title'])}: {e(parts['summary'])}", ""]
+        out += _table(["Layer", "Share", "Noise multiplier z_l", "Clip C_l", "σ_l = z_l·C_l",
+                       "ε_l"],
+                      [[e(r["name"]), r["share"], r["noise_multiplier"], r["clip_norm"],
+                        r["sigma"], r["epsilon"]] for r in parts["rows"]], right={1, 2, 3, 4, 5})
     out += [e(claim["statement"]), ""]
     t = f["threat"]
     knows = "; ".join(e(k) for k in t["knows"]) or "nothing beyond what it observes"

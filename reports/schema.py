@@ -3,8 +3,10 @@
 :func:`validate_report` checks required keys, types and enumerations, and raises
 :class:`~audit.errors.InvalidParameterError` with a one-line message that names the
 offending key path, e.g. ``findings[0].claim.epsilon``. Unknown extra keys are allowed
-(so that a report can carry more than the renderers show). :func:`strip_volatile`
-drops the keys that differ between otherwise identical runs.
+(so that a report can carry more than the renderers show). The optional
+``findings[i].claim.parts`` (per-layer budgets of a composed claim) is checked when present
+and not null. :func:`strip_volatile` drops the keys that differ between otherwise
+identical runs.
 """
 
 from __future__ import annotations
@@ -189,6 +191,22 @@ def _check_claim(claim: Any, path: str) -> None:
     _opt_str(get("accountant"), _join(path, "accountant"))
     _opt_str(get("mechanism"), _join(path, "mechanism"))
     _str(get("statement"), _join(path, "statement"))
+    if claim.get("parts") is not None:  # optional: absent in older reports
+        _check_claim_parts(claim["parts"], _join(path, "parts"))
+
+
+def _check_claim_parts(parts: Any, path: str) -> None:
+    # a tuple too: PrivacyClaim.to_dict() gives one before the JSON round trip
+    if not isinstance(parts, (list, tuple)):
+        raise _fail(path, "a list of part objects", parts)
+    for i, part in enumerate(parts):
+        ppath = f"{path}[{i}]"
+        _dict(part, ppath)
+        _str(_key(part, ppath, "name"), _join(ppath, "name"))
+        _float(_key(part, ppath, "epsilon"), _join(ppath, "epsilon"), low=0)
+        _float(_key(part, ppath, "noise_multiplier"), _join(ppath, "noise_multiplier"), low=0)
+        _float(_key(part, ppath, "clip_norm"), _join(ppath, "clip_norm"), low=0)
+        _float(_key(part, ppath, "share"), _join(ppath, "share"), low=0, high=1)
 
 
 def _check_metric(metric: Any, path: str) -> None:

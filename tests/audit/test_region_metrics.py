@@ -54,3 +54,24 @@ def test_bad_mask_shape_is_rejected():
     recon, truth, _ = _case()
     with pytest.raises(InvalidParameterError, match="masks"):
         region_mse(recon, truth, np.ones((3, 8, 8), bool))
+
+
+def test_region_lpips_averages_the_spatial_map_over_the_region():
+    recon, truth, masks = _case()
+
+    class FakeScorer:  # LPIPS weights are not shipped; the map's averaging is what we test
+        available = True
+        reason = None
+
+        def spatial(self, r, t):
+            n, _, h, w = np.asarray(t).shape
+            return np.broadcast_to(np.arange(w, dtype=float), (n, h, w)).copy()
+
+        def __call__(self, r, t):
+            return np.zeros(len(t))
+
+    out = {m.name: m for m in score_regions(recon, truth, masks, baseline_image=truth.mean(0),
+                                            lpips_scorer=FakeScorer())}
+    # image 0's region spans columns 3..8: mean column index 5.5; image 1's spans all: 7.5
+    assert out["lpips (PSI)"].per_item[:2] == (pytest.approx(5.5), pytest.approx(7.5))
+    assert out["lpips (PSI)"].per_item[2] is None
