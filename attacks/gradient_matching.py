@@ -31,11 +31,12 @@ def attack_copy(model: nn.Module, device: torch.device) -> tuple[nn.Module, Para
     return m, params
 
 
-def _loss(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _loss(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor,
+          weight: torch.Tensor | None = None) -> torch.Tensor:
     logits = functional_call(model, params, (x,))
     if y.dtype.is_floating_point:  # soft labels (DLG's joint label optimisation)
         return -(y * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
-    return nn.functional.cross_entropy(logits, y)
+    return nn.functional.cross_entropy(logits, y, weight=weight)
 
 
 def make_update_fn(model: nn.Module, training: LocalTraining) -> UpdateFn:
@@ -44,7 +45,8 @@ def make_update_fn(model: nn.Module, training: LocalTraining) -> UpdateFn:
     Gradient: dL/dtheta. Model delta: theta_0 - theta_E after ``training.steps`` full-batch
     SGD steps at ``training.lr`` (unrolled, so it stays differentiable in x).
     """
-    g = grad(lambda p, x, y: _loss(model, p, x, y))
+    weight = training.loss_weight(next(iter(model.parameters())).device)
+    g = grad(lambda p, x, y: _loss(model, p, x, y, weight))
     if training.kind is UpdateKind.GRADIENT:
         return g
 

@@ -49,6 +49,8 @@ class ImageDataset:
     psi_masks: torch.Tensor | None = None
     #: (N,) int group of each item (e.g. document template), for non-IID client splits
     groups: torch.Tensor | None = None
+    #: cross-entropy class weights the task trains with (None: unweighted)
+    class_weights: tuple[float, ...] | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -69,7 +71,7 @@ class ImageDataset:
             self.name, self.images[idx], self.labels[idx], self.num_classes, self.channel_mean,
             self.channel_std, self.source, self.modality, self.task,
             None if self.psi_masks is None else self.psi_masks[idx],
-            None if self.groups is None else self.groups[idx])
+            None if self.groups is None else self.groups[idx], self.class_weights)
 
 
 def from_arrays(name: str, images: np.ndarray, labels, num_classes: int, source: str, limit: int | None) -> ImageDataset:

@@ -37,6 +37,7 @@ from audit.pretraining import pretrain
 from audit.region_metrics import score_regions
 from audit.scoring import align, label_accuracy, label_summary
 from audit.simulation import ClientData, FederatedSimulation, Transcript
+from audit.updates import LocalTraining
 from audit.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
 from reports.images import image_grid_png, png_base64
 
@@ -57,6 +58,7 @@ class PreparedRun:
     clients: list[ClientData]
     transcript: Transcript
     runtime_s: float
+    training: LocalTraining | None = None  # what clients ran (the task's class weights)
 
 
 @dataclass(frozen=True)
@@ -114,13 +116,13 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
     defense.prepare(schedule)
     sim = FederatedSimulation(
         model=model, clients=clients, defense=defense, schedule=schedule, seed=config.seed,
-        device=device, public=public,
+        device=device, public=public, class_weights=dataset.class_weights,
     )
     transcript = sim.run(progress=progress)
     claim = defense.claim(schedule)  # after the run: a defense may set budgets from data
     return PreparedRun(
         config, dataset, model, defense, schedule, claim, threat_model, clients, transcript,
-        time.perf_counter() - start,
+        time.perf_counter() - start, sim.training,
     )
 
 
@@ -157,7 +159,7 @@ def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
             threat_model=tm,
             model=model,
             target=update,
-            local_training=run.defense.local_training,
+            local_training=run.training or run.defense.local_training,
             batch_size=len(labels),
             input_shape=run.dataset.input_shape,
             num_classes=run.dataset.num_classes,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ def local_update(
     model: nn.Module, data: ClientData, training: LocalTraining, *, client_id: int, round: int
 ) -> ModelUpdate:
     """A client's raw update from the broadcast ``model`` (left unchanged)."""
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(weight=training.loss_weight(data.images.device))
     params = dict(model.named_parameters())
     if training.kind is UpdateKind.GRADIENT:
         model.zero_grad(set_to_none=True)
@@ -93,6 +93,7 @@ class FederatedSimulation:
         seed: int = 0,
         device: torch.device | str = "cpu",
         public: ClientData | None = None,
+        class_weights: tuple[float, ...] | None = None,
     ) -> None:
         if len(clients) != schedule.num_clients:
             raise ValueError("one ClientData per client is needed")
@@ -100,6 +101,10 @@ class FederatedSimulation:
         self.model = model.to(self.device)
         self.clients = [c.to(self.device) for c in clients]
         self.public = None if public is None else public.to(self.device)
+        #: the clients' local training: the defense's, with the task's class weights
+        self.training = defense.local_training
+        if class_weights is not None:
+            self.training = replace(self.training, class_weights=tuple(class_weights))
         self.defense = defense
         self.schedule = schedule
         self.seed = seed
@@ -109,7 +114,7 @@ class FederatedSimulation:
         sampler = torch.Generator().manual_seed(self.seed)
         noise = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         transcript = Transcript()
-        training = self.defense.local_training
+        training = self.training
         self.defense.setup_server(model=self.model, public=self.public)
         rounds = range(self.schedule.rounds)
         for r in tqdm(rounds, desc="federated rounds", disable=not progress, leave=False):

@@ -36,10 +36,22 @@ class LocalTraining:
     steps: int = 1
     lr: float = 0.1
     kind: UpdateKind = UpdateKind.GRADIENT
+    #: cross-entropy class weights of the task's loss (e.g. rare tampered pixels weigh
+    #: more), part of the public training procedure; None: unweighted
+    class_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         check_interval("local_steps", "LocalTraining", self.steps, kind=int, low=1)
         check_positive("lr", "LocalTraining", self.lr)
+        if self.class_weights is not None:
+            for w in self.class_weights:
+                check_positive("class_weights", "LocalTraining", w)
+
+    def loss_weight(self, device) -> torch.Tensor | None:
+        """The class weights as a tensor on ``device`` (None when unweighted)."""
+        if self.class_weights is None:
+            return None
+        return torch.tensor(self.class_weights, dtype=torch.float32, device=device)
         if self.kind is UpdateKind.GRADIENT and self.steps != 1:
             raise InvalidParameterError(
                 "A gradient update is one local step; use kind=model-delta for "
