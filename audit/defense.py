@@ -86,10 +86,12 @@ class Defense(ABC):
     #: harness carves them out of the data and passes them to :meth:`setup_server`
     public_examples: int = 0
 
-    def setup_server(self, *, model: nn.Module, public: ClientData | None) -> None:
+    def setup_server(self, *, model: nn.Module, public: ClientData | None,
+                     training: LocalTraining | None = None) -> None:
         """Called once before the first round with the global model (live: it holds the
-        broadcast weights whenever :meth:`server_side` runs; never modify it) and the
-        public split. Default: nothing."""
+        broadcast weights whenever :meth:`server_side` runs; never modify it), the public
+        split and the clients' local training (with the task's loss weights). Default:
+        nothing."""
 
     def setup_client(self, *, client_id: int, model: nn.Module, data: ClientData,
                      round: int) -> None:

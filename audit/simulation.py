@@ -115,7 +115,7 @@ class FederatedSimulation:
         noise = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         transcript = Transcript()
         training = self.training
-        self.defense.setup_server(model=self.model, public=self.public)
+        self.defense.setup_server(model=self.model, public=self.public, training=training)
         rounds = range(self.schedule.rounds)
         for r in tqdm(rounds, desc="federated rounds", disable=not progress, leave=False):
             broadcast = {n: p.detach().clone() for n, p in self.model.named_parameters()}

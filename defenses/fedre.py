@@ -25,7 +25,9 @@ Choices (the paper leaves them open; each is a parameter):
 * Shares ``w_l ∝ 1/s_l`` with scores floored at ``floor`` times the largest
   (:func:`defenses.psi_scores.normalized_budget_weights`).
 * Perturbation-aware aggregation (``aggregation="perturbation-aware"``): the server scores
-  each observation by the loss, on the public split, of the model it would give alone
+  each observation by the training loss (with the task's class weights: unweighted, rare
+  tampered pixels would not count and the server would favour updates that predict none),
+  on the public split, of the model it would give alone
   (broadcast minus server learning rate times the observation) and weights observations
   by ``softmax(-loss / temperature)``; ``aggregation="mean"`` turns it off. The weights
   are computed from released observations and public data only (post-processing), so they
@@ -102,9 +104,11 @@ class FedRE(LayerwiseLDP):
                 "with privacy-sensitive regions ('documents', or 'document-folder' with a psi/ "
                 "folder). Got a dataset without PSI masks instead.")
         n = min(self.psi_samples, len(public))
+        weight = self._training.loss_weight(public.images.device)
         self.scores = psi_layer_scores(
             model, public.images[:n], public.labels[:n], public.psi_masks[:n],
-            projections=self.projections, seed=0)
+            projections=self.projections, seed=0,
+            loss_fn=lambda out, y: nn.functional.cross_entropy(out, y, weight=weight))
         if set(self.scores) != set(layers):
             raise RuntimeError(f"PSI scores for {sorted(self.scores)} but layers {sorted(layers)}")
         return normalized_budget_weights(self.scores, floor=self.floor)
@@ -138,5 +142,6 @@ class FedRE(LayerwiseLDP):
                   for n, p in self._model.named_parameters()}
         with torch.no_grad():
             out = functional_call(self._model, params, (self._public.images,))
-            loss = nn.functional.cross_entropy(out, self._public.labels)
+            weight = self._training.loss_weight(out.device)
+            loss = nn.functional.cross_entropy(out, self._public.labels, weight=weight)
         return float(loss) if torch.isfinite(loss) else float("inf")

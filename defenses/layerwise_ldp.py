@@ -35,7 +35,7 @@ from audit.accounting import (
 )
 from audit.claims import PrivacyClaim, TrustModel
 from audit.defense import FederationSchedule
-from audit.updates import ClientData, ModelUpdate
+from audit.updates import ClientData, LocalTraining, ModelUpdate
 from audit.validation import check_interval, check_options, check_positive
 from defenses.fedavg import FedAvg, WrappingDefense
 from defenses.layerwise_gaussian import LAYER_CLIPS, LayerBudget, clip_and_noise, layer_budgets
@@ -103,11 +103,13 @@ class LayerwiseLDP(WrappingDefense):
         """Each layer's share of the budget (sum 1). Here: even."""
         return {name: 1.0 / len(layers) for name in layers}
 
-    def setup_server(self, *, model: nn.Module, public: ClientData | None) -> None:
+    def setup_server(self, *, model: nn.Module, public: ClientData | None,
+                     training: LocalTraining | None = None) -> None:
         """Fix the per-layer budgets from the broadcast model (and the public split)."""
         if self.noise_multiplier is None:
             raise RuntimeError("call prepare(schedule) before running the simulation")
         self._model, self._public = model, public
+        self._training = training or self.local_training
         layers = parameter_layers(model)
         shares = self.layer_shares(model, public, layers)
         self.budgets = layer_budgets(
