@@ -3,7 +3,6 @@ training, a temporary cache), and its errors."""
 
 import json
 import warnings
-from pathlib import Path
 
 import pytest
 
