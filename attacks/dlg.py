@@ -55,7 +55,7 @@ class DLG(Attack):
         device: torch.device,
         progress: bool = False,
     ) -> AttackResult:
-        model, params = attack_copy(view.model, device)
+        model, params = attack_copy(view.model, device, view.target.tensors)
         observed = observed_tensors(view.target.tensors, params, device)
         update_fn = make_update_fn(model, view.local_training)
         b = view.batch_size

@@ -21,13 +21,19 @@ Params = dict[str, torch.Tensor]
 UpdateFn = Callable[[Params, torch.Tensor, torch.Tensor], Params]
 
 
-def attack_copy(model: nn.Module, device: torch.device) -> tuple[nn.Module, Params]:
+def attack_copy(model: nn.Module, device: torch.device,
+                observed: Mapping[str, torch.Tensor] | None = None) -> tuple[nn.Module, Params]:
     """A train-mode copy of ``model`` on ``device`` whose batch norms keep no running stats
     (the client trains in train mode; running stats do not change its update), and its
-    detached parameters."""
+    detached parameters: those in ``observed`` when given (a client that trains part of the
+    model, e.g. LoRA factors, sends only that part; the rest stays fixed at the broadcast
+    weights in the re-simulation)."""
     m = copy.deepcopy(model).to(device).train()
     replace_all_batch_norm_modules_(m)
-    params = {n: p.detach() for n, p in m.named_parameters()}
+    params = {n: p.detach() for n, p in m.named_parameters()
+              if observed is None or n in observed}
+    if not params:
+        raise ValueError("the observed update names none of the model's parameters")
     return m, params
 
 

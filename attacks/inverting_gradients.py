@@ -86,7 +86,7 @@ class InvertingGradients(Attack):
         progress: bool = False,
     ) -> AttackResult:
         labels = recover_labels(view, generator=generator).to(device)
-        model, params = attack_copy(view.model, device)
+        model, params = attack_copy(view.model, device, view.target.tensors)
         observed = observed_tensors(view.target.tensors, params, device)
         update_fn = make_update_fn(model, view.local_training)
         match = self.matching_loss(view, observed)

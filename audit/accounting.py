@@ -139,6 +139,8 @@ def calibrate_noise_multiplier(
 
     Bisection in log-space over the accountant's own epsilon (monotone in z); the returned
     value is the upper end of the final bracket, so its epsilon never exceeds the target.
+    The bracket is [0.01, 1000]: a target above the epsilon of z = 0.01 (thousands, for
+    one release) gets z = 0.01 and the smaller epsilon that goes with it.
     Results are memoised per process (a PLD bisection takes seconds and every shadow model
     of a membership audit asks for the same one).
     """
@@ -150,7 +152,7 @@ def calibrate_noise_multiplier(
 @functools.lru_cache(maxsize=256)
 def _calibrated(spec: GaussianEventSpec, target_epsilon: float, delta: float,
                 accountant: str) -> float:
-    low, high = 0.3, 1000.0
+    low, high = 0.01, 1000.0
 
     def eps(z: float) -> float:
         return epsilon(_with_z(spec, z), delta=delta, accountant=accountant)

@@ -35,6 +35,11 @@ class PrivacyClaim:
     #: noise multiplier, clip norm, budget share), JSON-ready; the parts compose to
     #: ``epsilon``
     parts: tuple[dict, ...] = ()
+    #: a short name when a defense makes several claims ("official accounting", "as run")
+    label: str | None = None
+    #: other claims for the same run, e.g. the epsilon of the mechanism as it actually runs
+    #: beside the one the defense's own accounting states (DEeR); each is audited too
+    alternatives: tuple["PrivacyClaim", ...] = ()
 
     @classmethod
     def none(cls, statement: str) -> "PrivacyClaim":
@@ -45,4 +50,5 @@ class PrivacyClaim:
         """JSON-ready form for the report."""
         d = asdict(self)
         d["trust_model"] = self.trust_model.value if self.trust_model else None
+        d["alternatives"] = [a.to_dict() for a in self.alternatives]
         return d

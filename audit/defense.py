@@ -8,7 +8,7 @@ wrapper calls the inner defense's sides and adds its own mechanism around them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,6 +28,9 @@ class FederationSchedule:
     num_clients: int
     clients_per_round: int
     rounds: int
+    #: local examples of each client, when known (an accountant that reasons per example,
+    #: like DEeR's official one, needs them)
+    examples_per_client: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_interval("num_clients", "FederationSchedule", self.num_clients, kind=int, low=1)
@@ -40,6 +43,13 @@ class FederationSchedule:
             high=self.num_clients,
         )
         check_interval("rounds", "FederationSchedule", self.rounds, kind=int, low=1)
+        if self.examples_per_client is not None:
+            if len(self.examples_per_client) != self.num_clients:
+                raise ValueError(
+                    f"examples_per_client has {len(self.examples_per_client)} entries for "
+                    f"{self.num_clients} clients")
+            for n in self.examples_per_client:
+                check_interval("examples_per_client", "FederationSchedule", n, kind=int, low=1)
 
     @property
     def sample_rate(self) -> float:
@@ -98,6 +108,12 @@ class Defense(ABC):
         """Client-side preparation on the client's own data before its local update in
         ``round`` (``model`` holds the broadcast weights; never modify it). Default:
         nothing."""
+
+    def trainable(self, round: int) -> Collection[str] | None:
+        """Names of the parameters clients train in ``round`` (e.g. DEeR alternates the LoRA
+        factors); None: every parameter with ``requires_grad``. Only what clients train
+        leaves them. Default: None."""
+        return None
 
     @abstractmethod
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:

@@ -111,6 +111,7 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         num_clients=config.num_targets,
         clients_per_round=config.clients_per_round or config.num_targets,
         rounds=config.rounds,
+        examples_per_client=tuple(len(c) for c in clients),
     )
     public = _public_split(dataset, defense, first=needed)
     defense.prepare(schedule)

@@ -8,7 +8,9 @@ Choices: ``convnet`` uses stride-2 convolutions and a flattened linear head, no 
 no batch norm, with ELU by default: smooth activations and a spatially resolved head are
 what the gradient-inversion literature attacks most easily, i.e. the honest worst case for
 the defender (``activation=relu`` is available); ``resnet`` uses GroupNorm by default so
-its update does not depend on batch statistics.
+its update does not depend on batch statistics. ``vit`` and ``vit-lora`` (a transformers ViT,
+with peft LoRA for federated LoRA defenses) live in :mod:`audit.vit_lora`, which imports
+transformers and peft only when a model is built (they take seconds to import).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from audit.registry import Registry
 from audit.unet import unet
 from audit.validation import check_interval, check_known_keys, check_options
+from audit.vit_lora import vit, vit_lora
 
 import torch
 
@@ -135,6 +138,8 @@ MODELS.register("convnet", convnet)
 MODELS.register("mlp", mlp)
 MODELS.register("resnet", resnet)
 MODELS.register("unet", unet)
+MODELS.register("vit", vit)
+MODELS.register("vit-lora", vit_lora)
 
 
 def create_model(name: str, *, input_shape, num_classes: int, channel_mean, channel_std, **params: Any) -> nn.Module:

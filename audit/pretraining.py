@@ -1,10 +1,15 @@
 """Brief training of a model on embedded data before an audit (``--pretrain-steps``).
 
 Choices: plain SGD (momentum 0.9) on mini-batches drawn with its own seeded generator, so
-pre-training is deterministic and leaves torch's global random state alone.
+pre-training is deterministic and leaves torch's global random state alone. A model with a
+``pretraining()`` context manager (:class:`audit.vit_lora.ViTClassifier`) is trained inside
+it, over the parameters it makes trainable: the base ViT and its head, not the LoRA
+adapters; other models train all their parameters that require gradients.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -24,14 +29,17 @@ def pretrain(model: nn.Module, dataset: ImageDataset, *, steps: int, lr: float =
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     x, y = dataset.images.to(device), dataset.labels.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(y), (min(batch_size, len(y)),), generator=gen).to(device)
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(x[idx]), y[idx]).backward()
-        opt.step()
+    scope = model.pretraining() if callable(getattr(model, "pretraining", None)) else contextlib.nullcontext()
+    with scope:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(trainable or list(model.parameters()), lr=lr, momentum=0.9)  # all frozen: as before
+        model.train()
+        for _ in range(steps):
+            idx = torch.randint(len(y), (min(batch_size, len(y)),), generator=gen).to(device)
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
     with torch.no_grad():
         logits = model(x)
         loss = float(loss_fn(logits, y))

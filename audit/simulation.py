@@ -16,7 +16,7 @@ seeded generator (the accountant is told the sampling rate).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from audit.defense import Defense, FederationSchedule
 from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
 
-__all__ = ["ClientData", "FederatedSimulation", "RoundRecord", "Transcript", "local_update"]
+__all__ = ["ClientData", "FederatedSimulation", "RoundRecord", "Transcript", "local_update",
+           "trained_names"]
 
 
 @dataclass
@@ -47,20 +48,36 @@ class Transcript:
     rounds: list[RoundRecord] = field(default_factory=list)
 
 
+def trained_names(model: nn.Module, trainable: Collection[str] | None = None) -> list[str]:
+    """The parameters a client trains: those with ``requires_grad``, restricted to
+    ``trainable`` when the defense names them (e.g. one LoRA factor per phase)."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    if trainable is None:
+        return names
+    unknown = set(trainable) - set(names)
+    if unknown:
+        raise ValueError(f"trainable names {sorted(unknown)[:3]} are not trainable parameters")
+    return [n for n in names if n in trainable]
+
+
 def local_update(
-    model: nn.Module, data: ClientData, training: LocalTraining, *, client_id: int, round: int
+    model: nn.Module, data: ClientData, training: LocalTraining, *, client_id: int, round: int,
+    trainable: Collection[str] | None = None,
 ) -> ModelUpdate:
-    """A client's raw update from the broadcast ``model`` (left unchanged)."""
+    """A client's raw update from the broadcast ``model`` (left unchanged): tensors for the
+    parameters it trains only (:func:`trained_names`; frozen ones, e.g. a LoRA base, never
+    leave the client)."""
     loss_fn = nn.CrossEntropyLoss(weight=training.loss_weight(data.images.device))
+    names = trained_names(model, trainable)
     params = dict(model.named_parameters())
     if training.kind is UpdateKind.GRADIENT:
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(data.images), data.labels).backward()
-        tensors = {n: p.grad.detach().clone() for n, p in params.items()}
-        model.zero_grad(set_to_none=True)
+        grads = torch.autograd.grad(loss_fn(model(data.images), data.labels),
+                                    [params[n] for n in names])
+        tensors = {n: g.detach().clone() for n, g in zip(names, grads)}
     else:
         local = copy.deepcopy(model)
-        weights = [p for p in local.parameters() if p.requires_grad]
+        local_params = dict(local.named_parameters())
+        weights = [local_params[n] for n in names]
         for _ in range(training.steps):
             grads = torch.autograd.grad(loss_fn(local(data.images), data.labels), weights)
             with torch.no_grad():
@@ -69,8 +86,7 @@ def local_update(
                 # (~1.7 s in every fresh process, e.g. each Ray worker of a shadow sweep)
                 for w, g in zip(weights, grads):
                     w.add_(g, alpha=-training.lr)
-        after = dict(local.named_parameters())
-        tensors = {n: (params[n] - after[n]).detach().clone() for n in params}
+        tensors = {n: (params[n] - local_params[n]).detach().clone() for n in names}
     return ModelUpdate(
         kind=training.kind,
         tensors=tensors,
@@ -125,12 +141,14 @@ class FederatedSimulation:
             for k in sampled:
                 self.defense.setup_client(client_id=k, model=self.model, data=self.clients[k],
                                           round=r)
-                raw = local_update(self.model, self.clients[k], training, client_id=k, round=r)
+                raw = local_update(self.model, self.clients[k], training, client_id=k, round=r,
+                                   trainable=self.defense.trainable(r))
                 observations.append(self.defense.client_side(raw, generator=noise))
             aggregate = self.defense.server_side(observations, generator=noise)
             server_lr = training.lr if aggregate.kind is UpdateKind.GRADIENT else 1.0
+            params = dict(self.model.named_parameters())
             with torch.no_grad():
-                for n, p in self.model.named_parameters():
-                    p.sub_(server_lr * aggregate.tensors[n])
+                for n, t in aggregate.tensors.items():
+                    params[n].sub_(server_lr * t)
             transcript.rounds.append(RoundRecord(r, broadcast, sampled, observations, aggregate))
         return transcript

@@ -83,6 +83,9 @@ def utility(args, device):
     pub = ClientData(ds.images[public], ds.labels[public], ds.psi_masks[public])
     print(f"== tamper segmentation: 8 clients by template, {args.rounds} rounds of FedAvg "
           f"({args.local_steps} local steps, lr 0.5), test on {len(test)} documents")
+    share = float(ds.labels[test].float().mean())
+    print(f"{'chance (all tampered)':<22} IoU {share:.3f}  F1 {2 * share / (1 + share):.3f}  "
+          f"pixel acc {share:.3f}")
     base = {"base": "fedavg", "local_steps": args.local_steps, "lr": 0.5}
     rows = [("fedavg", {"local_steps": args.local_steps, "lr": 0.5})]
     for eps in args.epsilons:

@@ -29,13 +29,24 @@ Choices (the paper leaves them open; each is a parameter):
   tampered pixels would not count and the server would favour updates that predict none),
   on the public split, of the model it would give alone
   (broadcast minus server learning rate times the observation) and weights observations
-  by ``softmax(-loss / temperature)``; ``aggregation="mean"`` turns it off. The weights
+  by ``softmax(-loss / T)``; ``aggregation="mean"`` turns it off. The weights
   are computed from released observations and public data only (post-processing), so they
   cost no privacy.
+* ``T`` is ``temperature`` raised, where needed, until the weights keep an effective
+  number of clients ``1 / sum(w_i^2)`` of at least ``min_effective`` times the number of
+  observations (bisection on ``log T``; the effective number grows with ``T``). Under
+  local DP every observation carries its own noise and the mean over ``n`` clients
+  divides the noise variance by ``n``; weights concentrated on one or two clients (what a
+  fixed small temperature gives when public losses differ mostly by noise) undo that
+  averaging: the noise variance of the aggregate is ``sum(w_i^2)`` times that of one
+  observation, so ``min_effective`` bounds it at ``1 / (min_effective * n)``. Measured on
+  the documents benchmark: a fixed ``T = 0.1`` put almost all weight on one client and
+  took the test IoU from 0.031 (mean) to 0.000 at ``epsilon = 4``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,7 +69,7 @@ class FedRE(LayerwiseLDP):
 
     name = "fedre"
     own_keys = LayerwiseLDP.own_keys + ("public_size", "psi_samples", "projections", "floor",
-                                        "aggregation", "temperature")
+                                        "aggregation", "temperature", "min_effective")
 
     def __init__(
         self,
@@ -70,6 +81,7 @@ class FedRE(LayerwiseLDP):
         floor: float = 0.05,
         aggregation: str = "perturbation-aware",
         temperature: float = 0.1,
+        min_effective: float = 0.75,
         **mechanism: Any,
     ) -> None:
         super().__init__(inner, **mechanism)
@@ -81,6 +93,8 @@ class FedRE(LayerwiseLDP):
         self.floor = check_interval("floor", self.name, floor, low=0, high=1, closed="right")
         self.aggregation = check_options("aggregation", self.name, aggregation, AGGREGATIONS)
         self.temperature = check_positive("temperature", self.name, temperature)
+        self.min_effective = check_interval("min_effective", self.name, min_effective, low=0,
+                                            high=1)
         self.scores: dict[str, float] | None = None
         self.last_weights: list[float] | None = None
 
@@ -93,6 +107,7 @@ class FedRE(LayerwiseLDP):
             "floor": self.floor,
             "aggregation": self.aggregation,
             "temperature": self.temperature,
+            "min_effective": self.min_effective,
         }
 
     def layer_shares(self, model: nn.Module, public: ClientData | None,
@@ -123,9 +138,8 @@ class FedRE(LayerwiseLDP):
             self.last_weights = None
             return super().aggregate(observations, generator=generator)
         losses = torch.tensor([self._public_loss(o) for o in observations], dtype=torch.float64)
-        if not torch.isfinite(losses).any():  # every candidate diverged: no preference
-            losses = torch.zeros_like(losses)
-        weights = torch.softmax(-losses / self.temperature, dim=0)
+        weights = perturbation_aware_weights(losses, temperature=self.temperature,
+                                             min_effective=self.min_effective)
         self.last_weights = weights.tolist()
         return ModelUpdate(
             kind=observations[0].kind,
@@ -145,3 +159,41 @@ class FedRE(LayerwiseLDP):
             weight = self._training.loss_weight(out.device)
             loss = nn.functional.cross_entropy(out, self._public.labels, weight=weight)
         return float(loss) if torch.isfinite(loss) else float("inf")
+
+
+def effective_number(weights: torch.Tensor) -> float:
+    """``1 / sum(w_i^2)`` of normalised weights: ``n`` for uniform, 1 for a single one."""
+    return float(1.0 / (weights ** 2).sum())
+
+
+def perturbation_aware_weights(losses: torch.Tensor, *, temperature: float,
+                               min_effective: float) -> torch.Tensor:
+    """``softmax(-losses / T)`` with ``T >= temperature`` the smallest temperature whose
+    effective number of observations is at least ``min_effective * len(losses)``.
+
+    Infinite losses (diverged observations) get weight 0 and do not count in ``n``."""
+    finite = torch.isfinite(losses)
+    if not finite.any():
+        return torch.full_like(losses, 1.0 / len(losses))
+    scores = torch.where(finite, losses - losses[finite].min(), torch.zeros_like(losses))
+    target = min_effective * int(finite.sum())
+
+    def weights(t: float) -> torch.Tensor:
+        w = torch.softmax(-scores / t, dim=0)
+        return torch.where(finite, w, torch.zeros_like(w)) / w[finite].sum()
+
+    w = weights(temperature)
+    if effective_number(w) >= target * (1 - 1e-9):
+        return w
+    lo, hi = temperature, temperature
+    while effective_number(weights(hi)) < target * (1 - 1e-9):
+        lo, hi = hi, hi * 4
+        if hi > 1e12 * temperature:  # equal losses: the limit is uniform over finite ones
+            return weights(hi)
+    for _ in range(60):  # geometric bisection: enough for 1e-6 relative precision on T
+        mid = math.sqrt(lo * hi)
+        if effective_number(weights(mid)) >= target * (1 - 1e-9):
+            hi = mid
+        else:
+            lo = mid
+    return weights(hi)

@@ -24,6 +24,14 @@ HEADLINE_METRIC = "psnr"
 PARTS_DIGITS = 4
 #: a per-layer budget table with more rows than this is folded into a <details> element
 PARTS_COLLAPSE_ABOVE = 8
+#: title of the table listing a claim and its alternatives; label of the primary claim
+CLAIMS_TITLE = "Claims for this run"
+PRIMARY_LABEL = "claim"
+_LAYER_KEYS = ("epsilon", "noise_multiplier", "clip_norm", "share")
+_PART_LABELS = {"noise_multiplier": "noise multiplier", "sensitivity_factor": "sensitivity factor",
+                "clip_norm": "clip norm", "epsilon": "\u03b5"}
+_PART_PLURALS = {"noise_multiplier": "noise multipliers",
+                 "sensitivity_factor": "sensitivity factors", "clip_norm": "clip norms"}
 _DIRECTION_LABELS = {
     "higher-leaks-more": "higher leaks more",
     "lower-leaks-more": "lower leaks more",
@@ -125,7 +133,8 @@ def _metric_view(metric: dict) -> dict:
     }
 
 
-def _claim_view(claim: dict) -> dict:
+def _claim_view(claim: dict, audit: dict | None = None) -> dict:
+    """Display strings for a finding's claim; ``audit`` is its ``privacy_audit``, if any."""
     rows: list[tuple[str, str]] = []
     if claim["has_dp"]:
         rows = [
@@ -138,18 +147,25 @@ def _claim_view(claim: dict) -> dict:
             ("compositions", _or_na(claim["compositions"])),
         ]
     return {"has_dp": claim["has_dp"], "rows": rows, "statement": claim["statement"],
-            "short": claim_summary(claim), "parts": _parts_view(claim)}
+            "short": claim_summary(claim), "parts": _parts_view(claim),
+            "alternatives": _alternatives_view(claim, audit)}
 
 
-def _parts_view(claim: dict) -> dict | None:
-    """Display strings for the per-part (per-layer) budget of a composed claim, or None.
+def _parts_view(claim: dict, *, collapsed: bool | None = None) -> dict | None:
+    """Display strings for the per-part budget of a composed claim, or None.
 
     ``claim["parts"]`` may be absent (older reports), empty, a list (from JSON) or a tuple
-    (from :meth:`audit.claims.PrivacyClaim.to_dict`).
+    (from :meth:`audit.claims.PrivacyClaim.to_dict`). Per-layer rows (name, epsilon, noise
+    multiplier, clip norm, share) give the per-layer budget table (``kind`` ``"layers"``);
+    any other rows, e.g. the per-round ``{"name", "noise_multiplier",
+    "sensitivity_factor"}`` of an alternative claim, give a generic table (``kind``
+    ``"generic"``) with one column per key. ``collapsed`` overrides the row-count rule.
     """
     parts = claim.get("parts") or ()
     if not parts:
         return None
+    if not all(isinstance(p, dict) and all(k in p for k in _LAYER_KEYS) for p in parts):
+        return _generic_parts_view(parts, collapsed=collapsed)
     num = lambda v: format_number(v, PARTS_DIGITS)  # noqa: E731
     rows = [{
         "name": str(p["name"]),
@@ -163,6 +179,7 @@ def _parts_view(claim: dict) -> dict | None:
     low, high = num(min(epsilons)), num(max(epsilons))
     count = f"{len(rows)} layer{'s' if len(rows) != 1 else ''}"
     return {
+        "kind": "layers",
         "title": f"Per-layer budget (composes to \u03b5 = {num(claim.get('epsilon'))})",
         "rows": rows,
         "count": len(rows),
@@ -170,7 +187,124 @@ def _parts_view(claim: dict) -> dict | None:
         "max_epsilon": high,
         "summary": f"{count}, \u03b5_l from {low} to {high}" if low != high
                    else f"{count}, \u03b5_l = {low} each",
-        "collapsed": len(rows) > PARTS_COLLAPSE_ABOVE,
+        "collapsed": len(rows) > PARTS_COLLAPSE_ABOVE if collapsed is None else collapsed,
+    }
+
+
+def _part_cell(value: Any) -> str:
+    if _is_number(value):
+        return format_number(value, PARTS_DIGITS)
+    return NA if value is None else format_value(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _generic_parts_view(parts: Any, *, collapsed: bool | None = None) -> dict:
+    """Parts whose rows are not per-layer budgets: one column per key (name first)."""
+    parts = [p if isinstance(p, dict) else {"name": p} for p in parts]
+    columns: list[str] = []
+    for p in parts:
+        columns += [k for k in p if k != "name" and k not in columns]
+    names = [str(p.get("name", "")) for p in parts]
+    noun = "round" if all(n.startswith("round") for n in names) else "part"
+    count = f"{len(parts)} {noun}{'s' if len(parts) != 1 else ''}"
+    ranges = []
+    for key in columns:
+        values = [p.get(key) for p in parts]
+        if not all(_is_number(v) for v in values):
+            continue
+        low, high = _part_cell(min(values)), _part_cell(max(values))
+        label = _PART_PLURALS.get(key, key.replace("_", " "))
+        ranges.append(f"{label} from {low} to {high}" if low != high else f"{label} {low} each")
+    return {
+        "kind": "generic",
+        "title": f"Per-{noun} parameters",
+        "name_header": noun.capitalize(),
+        "headers": [_PART_LABELS.get(k, k.replace("_", " ")) for k in columns],
+        "rows": [{"name": n, "cells": [_part_cell(p.get(k)) for k in columns]}
+                 for n, p in zip(names, parts)],
+        "count": len(parts),
+        "summary": f"{count}; per-{noun} " + ", ".join(ranges) if ranges else count,
+        "collapsed": len(parts) > PARTS_COLLAPSE_ABOVE if collapsed is None else collapsed,
+    }
+
+
+def _verdict_reason(reason: Any) -> str:
+    text = str(reason or "").strip().rstrip(".")
+    if text.startswith(("lower bound", "estimate ")):
+        text = "\u03b5_emp " + text
+    return text
+
+
+def _alternatives_view(claim: dict, audit: dict | None) -> dict | None:
+    """The "Claims for this run" table of a claim with alternatives, or None without any.
+
+    One row per claim, the primary first (labelled with its ``label`` or "claim"); when
+    the finding has an empirical-epsilon audit, each row gets its verdict (the primary's
+    from ``privacy_audit.verdict``, an alternative's from the entry of
+    ``privacy_audit.alternatives`` with the same label) and a sentence names the claims the
+    evidence contradicts. Audited alternatives that match no claim get rows of their own.
+    """
+    alternatives = list(claim.get("alternatives") or ())
+    audit = audit if isinstance(audit, dict) else {}
+    audited = [a for a in (audit.get("alternatives") or ()) if isinstance(a, dict)]
+    if not alternatives and not audited:
+        return None
+    show_verdicts = bool(audited) or isinstance(audit.get("verdict"), str)
+
+    def row(c: dict, label: str, verdict: Any, reason: Any, *, primary: bool) -> dict:
+        verdict = verdict if isinstance(verdict, str) else None
+        return {
+            "label": label, "primary": primary,
+            "epsilon": format_number(c.get("epsilon")),
+            "delta": format_number(c.get("delta")),
+            "unit": c.get("unit") or NA,
+            "trust_model": c.get("trust_model") or NA,
+            "accountant": c.get("accountant") or NA,
+            "verdict": verdict or NA,
+            "violation": verdict == "VIOLATION",
+            "reason": _verdict_reason(reason),
+            "statement": c.get("statement"),
+            "parts": _parts_view(c, collapsed=True) if not primary else None,
+        }
+
+    rows = [row(claim, claim.get("label") or PRIMARY_LABEL, audit.get("verdict"),
+                audit.get("reason"), primary=True)]
+    unused = list(audited)
+    for alt in alternatives:
+        label = alt.get("label") or f"alternative {len(rows)}"
+        match = next((a for a in unused if a.get("label") == label), None)
+        if match is not None:
+            unused.remove(match)
+        rows.append(row(alt, label, match and match.get("verdict"),
+                        match and match.get("reason"), primary=False))
+    for a in unused:  # audited against a claim the report does not list
+        c = {"epsilon": a.get("epsilon_claim"), "delta": a.get("delta"), "unit": a.get("unit"),
+             "trust_model": a.get("trust_model")}
+        rows.append(row(c, str(a.get("label")), a.get("verdict"), a.get("reason"),
+                        primary=False))
+    verdict_text = None
+    if show_verdicts:
+        violated = [r for r in rows if r["violation"]]
+        if violated:
+            verdict_text = "The evidence contradicts: " + "; ".join(
+                f"{r['label']} (\u03b5 = {r['epsilon']})" + (f" \u2014 {r['reason']}"
+                                                             if r["reason"] else "")
+                for r in violated) + "."
+        elif all(r["verdict"] != NA for r in rows):
+            verdict_text = "The evidence contradicts none of the claims."
+        else:
+            verdict_text = "The evidence contradicts none of the audited claims."
+    others = len(rows) - 1
+    return {
+        "title": CLAIMS_TITLE,
+        "rows": rows,
+        "show_verdicts": show_verdicts,
+        "verdict_text": verdict_text,
+        "others": f"+ {others} other claim{'s' if others != 1 else ''}",
+        "details": [r for r in rows[1:] if r["statement"] or r["parts"]],
     }
 
 
@@ -214,7 +348,7 @@ def finding_view(finding: dict, index: int) -> dict:
         "title": finding["title"],
         "defense": finding["defense"]["name"],
         "defense_params": _params(finding["defense"]["params"]),
-        "claim": _claim_view(finding["claim"]),
+        "claim": _claim_view(finding["claim"], finding.get("privacy_audit")),
         "threat": finding["threat_model"],
         "attack": finding["attack"]["name"],
         "attack_family": finding["attack"]["family"],
@@ -235,6 +369,7 @@ def report_view(report: dict) -> dict:
     """Validate ``report`` and build the display strings both renderers use."""
     validate_report(report)
     env = report["environment"]
+    findings = [finding_view(f, i) for i, f in enumerate(report["findings"], start=1)]
     return {
         "title": report["title"],
         "created": report["created_utc"],
@@ -247,7 +382,9 @@ def report_view(report: dict) -> dict:
             "packages": sorted(env["packages"].items()),
         },
         "notes": report["notes"],
-        "findings": [finding_view(f, i) for i, f in enumerate(report["findings"], start=1)],
+        "findings": findings,
+        # the page's styles for "Claims for this run" tables, only where there is one
+        "has_alternatives": any(f["claim"]["alternatives"] for f in findings),
         "schema_version": SCHEMA_VERSION,
     }
 

@@ -50,6 +50,36 @@ def _params(params: list[tuple[str, str]]) -> list[str]:
     return _table(["Parameter", "Value"], [[md_escape(k), md_escape(v)] for k, v in params])
 
 
+def _claims(alts: dict) -> list[str]:
+    """The "Claims for this run" table, its verdict sentence and the alternatives' statements
+    (their per-round parts summarised in one line)."""
+    e = md_escape
+    header = ["Claim", "ε", "δ", "Unit", "Trust model", "Accountant"]
+    rows = []
+    for r in alts["rows"]:
+        row = [e(r["label"]), r["epsilon"], r["delta"], e(r["unit"]), e(r["trust_model"]),
+               e(r["accountant"])]
+        if alts["show_verdicts"]:
+            row.append(f"**{e(r['verdict'])}**" if r["violation"] else e(r["verdict"]))
+        rows.append(row)
+    if alts["show_verdicts"]:
+        header.append("ε_emp verdict")
+    out = [f"**{e(alts['title'])}**", ""] + _table(header, rows, right={1, 2})
+    if alts["verdict_text"]:
+        # "ε_emp" cannot start emphasis (the underscore is inside a word): left unescaped
+        out += [e(alts["verdict_text"]).replace("\u03b5\\_emp", "\u03b5_emp"), ""]
+    if alts["details"]:
+        for r in alts["details"]:
+            line = f"- {e(r['label'])}"
+            if r["statement"]:
+                line += f": {e(r['statement'])}"
+            if r["parts"]:
+                line += f" ({e(r['parts']['title'])}: {e(r['parts']['summary'])}.)"
+            out.append(line)
+        out.append("")
+    return out
+
+
 def _finding(f: dict) -> list[str]:
     e = md_escape
     out = [f"## Finding {f['index']}: {e(f['title'])}", "",
@@ -66,11 +96,19 @@ def _finding(f: dict) -> list[str]:
     parts = claim["parts"]
     if parts:
         out += [f"{e(parts['title'])}: {e(parts['summary'])}", ""]
-        out += _table(["Layer", "Share", "Noise multiplier z_l", "Clip C_l", "σ_l = z_l·C_l",
-                       "ε_l"],
-                      [[e(r["name"]), r["share"], r["noise_multiplier"], r["clip_norm"],
-                        r["sigma"], r["epsilon"]] for r in parts["rows"]], right={1, 2, 3, 4, 5})
+        if parts["kind"] == "layers":
+            out += _table(["Layer", "Share", "Noise multiplier z_l", "Clip C_l",
+                           "σ_l = z_l·C_l", "ε_l"],
+                          [[e(r["name"]), r["share"], r["noise_multiplier"], r["clip_norm"],
+                            r["sigma"], r["epsilon"]] for r in parts["rows"]],
+                          right={1, 2, 3, 4, 5})
+        else:
+            out += _table([e(parts["name_header"])] + [e(h) for h in parts["headers"]],
+                          [[e(r["name"])] + [e(c) for c in r["cells"]] for r in parts["rows"]],
+                          right=set(range(1, len(parts["headers"]) + 1)))
     out += [e(claim["statement"]), ""]
+    if claim["alternatives"]:
+        out += _claims(claim["alternatives"])
     t = f["threat"]
     knows = "; ".join(e(k) for k in t["knows"]) or "nothing beyond what it observes"
     out += [f"### Threat model: {e(t['name'])}", ""]
@@ -127,6 +165,8 @@ def render_markdown(report: dict) -> str:
         for f in v["findings"]:
             h = f["headline"]
             claim = f["claim"]["short"] if f["claim"]["has_dp"] else f"**{NO_DP_CLAIM}**"
+            if f["claim"]["has_dp"] and f["claim"]["alternatives"]:
+                claim += f" ({f['claim']['alternatives']['others']})"
             metric = [NA, NA, NA, NA] if h is None else [
                 e(h["name"]) + (f" ({e(h['unit'])})" if h["unit"] else ""),
                 h["mean"], h["baseline_mean"], h["advantage_text"]]

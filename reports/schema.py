@@ -4,9 +4,12 @@
 :class:`~audit.errors.InvalidParameterError` with a one-line message that names the
 offending key path, e.g. ``findings[0].claim.epsilon``. Unknown extra keys are allowed
 (so that a report can carry more than the renderers show). The optional
-``findings[i].claim.parts`` (per-layer budgets of a composed claim) is checked when present
-and not null. :func:`strip_volatile` drops the keys that differ between otherwise
-identical runs.
+``findings[i].claim.parts`` (per-layer budgets of a composed claim, or per-round rows
+``{name, noise_multiplier, sensitivity_factor}``), ``claim.label``, ``claim.alternatives``
+(other claims for the same run, each checked as a claim) and
+``findings[i].privacy_audit.alternatives`` (the empirical epsilon's verdict against each
+alternative claim) are checked when present and not null. :func:`strip_volatile` drops
+the keys that differ between otherwise identical runs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ VOLATILE_KEYS = ("created_utc", "runtime_s")
 _KIND = "fedaudit-audit"
 _DIRECTIONS = ("higher-leaks-more", "lower-leaks-more")
 _TRUST_MODELS = ("local", "central")
+_ALT_VERDICTS = ("PASS", "VIOLATION")
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
@@ -193,6 +197,14 @@ def _check_claim(claim: Any, path: str) -> None:
     _str(get("statement"), _join(path, "statement"))
     if claim.get("parts") is not None:  # optional: absent in older reports
         _check_claim_parts(claim["parts"], _join(path, "parts"))
+    _opt_str(claim.get("label"), _join(path, "label"))  # optional, as the next two
+    if claim.get("alternatives") is not None:
+        apath = _join(path, "alternatives")
+        alternatives = claim["alternatives"]
+        if not isinstance(alternatives, (list, tuple)):
+            raise _fail(apath, "a list of claim objects", alternatives)
+        for i, alternative in enumerate(alternatives):
+            _check_claim(alternative, f"{apath}[{i}]")
 
 
 def _check_claim_parts(parts: Any, path: str) -> None:
@@ -203,6 +215,11 @@ def _check_claim_parts(parts: Any, path: str) -> None:
         ppath = f"{path}[{i}]"
         _dict(part, ppath)
         _str(_key(part, ppath, "name"), _join(ppath, "name"))
+        if "sensitivity_factor" in part:  # a per-round row (an alternative claim's)
+            _float(part["sensitivity_factor"], _join(ppath, "sensitivity_factor"), low=0)
+            _float(_key(part, ppath, "noise_multiplier"), _join(ppath, "noise_multiplier"),
+                   low=0)
+            continue
         _float(_key(part, ppath, "epsilon"), _join(ppath, "epsilon"), low=0)
         _float(_key(part, ppath, "noise_multiplier"), _join(ppath, "noise_multiplier"), low=0)
         _float(_key(part, ppath, "clip_norm"), _join(ppath, "clip_norm"), low=0)
@@ -273,7 +290,32 @@ def _check_finding(f: Any, path: str) -> None:
         except (ValueError, binascii.Error):
             raise _fail(_join(ipath, "png_base64"), "base64-encoded PNG data", data) from None
         _str(_key(images, ipath, "caption"), _join(ipath, "caption"))
+    if f.get("privacy_audit") is not None:  # optional: findings of the epsilon audit
+        _check_privacy_audit(f["privacy_audit"], _join(path, "privacy_audit"))
     _float(get("runtime_s"), _join(path, "runtime_s"), low=0)
+
+
+def _check_privacy_audit(audit: Any, path: str) -> None:
+    _dict(audit, path)
+    _opt_str(audit.get("verdict"), _join(path, "verdict"))
+    _opt_str(audit.get("reason"), _join(path, "reason"))
+    alternatives = audit.get("alternatives")
+    if alternatives is None:  # optional: absent in older reports
+        return
+    apath = _join(path, "alternatives")
+    if not isinstance(alternatives, (list, tuple)):
+        raise _fail(apath, "a list of objects (one per alternative claim)", alternatives)
+    for i, alt in enumerate(alternatives):
+        ipath = f"{apath}[{i}]"
+        _dict(alt, ipath)
+        get = lambda k: _key(alt, ipath, k)  # noqa: E731, B023
+        _str(get("label"), _join(ipath, "label"))
+        _float(get("epsilon_claim"), _join(ipath, "epsilon_claim"), low=0)
+        _float(get("delta"), _join(ipath, "delta"), nullable=True, low=0, high=1)
+        _opt_str(get("unit"), _join(ipath, "unit"))
+        _options(get("trust_model"), _join(ipath, "trust_model"), _TRUST_MODELS)
+        _options(get("verdict"), _join(ipath, "verdict"), _ALT_VERDICTS)
+        _str(get("reason"), _join(ipath, "reason"))
 
 
 def validate_report(report: dict) -> dict:

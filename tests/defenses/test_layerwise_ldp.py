@@ -24,6 +24,7 @@ from audit.defense import DEFENSES, FederationSchedule
 from audit.errors import InvalidParameterError
 from audit.mechanism_tester import test_mechanism
 from audit.updates import ClientData, ModelUpdate, UpdateKind
+from defenses.fedre import effective_number, perturbation_aware_weights
 from defenses.layerwise_gaussian import clip_and_noise, layer_budgets
 
 DELTA = 1e-5
@@ -187,7 +188,8 @@ def test_fedre_gives_less_budget_to_layers_with_more_psi():
 
 
 def test_perturbation_aware_aggregation_down_weights_the_noisier_observation():
-    defense, _, model = _prepared("fedre", rounds=1, eps=4.0, temperature=0.05)
+    defense, _, model = _prepared("fedre", rounds=1, eps=4.0, temperature=0.05,
+                                  min_effective=0.0)
     names = [n for n, _ in model.named_parameters()]
     g = torch.Generator().manual_seed(0)
     clean = {n: 1e-3 * torch.randn(p.shape, generator=g) for n, p in model.named_parameters()}
@@ -212,6 +214,7 @@ def test_perturbation_aware_aggregation_down_weights_the_noisier_observation():
     ({"aggregation": "trimmed"}, "aggregation"),
     ({"public_size": 0}, "public_size"),
     ({"temperature": -1}, "temperature"),
+    ({"min_effective": 1.5}, "min_effective"),
     ({"noise_multiplier": 1.0}, "noise_multiplier"),
     ({"base": "fedsgd", "local_steps": 3}, "local_steps"),
 ])
@@ -227,3 +230,48 @@ def test_fedre_needs_psi_masks():
     with pytest.raises(InvalidParameterError, match="PSI masks"):
         defense.setup_server(model=_tiny_segmenter(),
                              public=ClientData(public.images, public.labels))
+
+
+def test_default_aggregation_keeps_three_quarters_of_the_clients_effective():
+    defense, _, model = _prepared("fedre", rounds=1, eps=4.0, temperature=0.05)
+    g = torch.Generator().manual_seed(0)
+    clean = {n: 1e-3 * torch.randn(p.shape, generator=g) for n, p in model.named_parameters()}
+    noisy = {n: t + 5.0 * torch.randn(t.shape, generator=g) for n, t in clean.items()}
+    obs = [ModelUpdate(UpdateKind.GRADIENT, clean, client_id=0, num_examples=1),
+           ModelUpdate(UpdateKind.GRADIENT, noisy, client_id=1, num_examples=1)]
+    defense.server_side(obs, generator=g)
+    w = torch.tensor(defense.last_weights)
+    # the cleaner one still leads, but the temperature rose until 1/sum(w^2) = 0.75 * 2
+    assert w[0] > w[1]
+    assert effective_number(w) == pytest.approx(1.5, rel=1e-4)
+
+
+_losses = st.lists(st.floats(0, 50, allow_nan=False), min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(losses=_losses, temperature=st.floats(1e-3, 10), min_effective=st.floats(0, 1))
+def test_perturbation_aware_weights_keep_the_effective_number_and_the_order(
+        losses, temperature, min_effective):
+    x = torch.tensor(losses, dtype=torch.float64)
+    w = perturbation_aware_weights(x, temperature=temperature, min_effective=min_effective)
+    assert float(w.sum()) == pytest.approx(1.0) and bool((w >= 0).all())
+    assert effective_number(w) >= min_effective * len(losses) * (1 - 1e-6)
+    order = torch.argsort(x)
+    assert bool((w[order][1:] <= w[order][:-1] + 1e-12).all())  # lower loss, higher weight
+    plain = torch.softmax(-x / temperature, dim=0)
+    if effective_number(plain) >= min_effective * len(losses):
+        assert torch.allclose(w, plain, atol=1e-9)  # the temperature was enough as it is
+
+
+def test_perturbation_aware_weights_edge_cases():
+    eq = perturbation_aware_weights(torch.full((5,), 3.0, dtype=torch.float64), temperature=0.1,
+                                    min_effective=1.0)
+    assert torch.allclose(eq, torch.full((5,), 0.2, dtype=torch.float64))
+    inf = perturbation_aware_weights(torch.tensor([1.0, math.inf, 2.0], dtype=torch.float64),
+                                     temperature=0.1, min_effective=1.0)
+    assert inf[1] == 0 and torch.allclose(inf, torch.tensor([0.5, 0.0, 0.5], dtype=torch.float64),
+                                          atol=1e-4)
+    none = perturbation_aware_weights(torch.full((4,), math.inf, dtype=torch.float64),
+                                      temperature=0.1, min_effective=0.5)
+    assert torch.allclose(none, torch.full((4,), 0.25, dtype=torch.float64))
