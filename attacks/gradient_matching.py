@@ -57,9 +57,12 @@ def make_update_fn(model: nn.Module, training: LocalTraining) -> UpdateFn:
         return g
 
     def delta(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
-        p = params
+        p, v = params, None
         for _ in range(training.steps):
             step = g(p, x, y)
+            if training.momentum:  # heavy ball, buffer starting at the first gradient
+                v = step if v is None else {n: training.momentum * v[n] + step[n] for n in step}
+                step = v
             p = {n: p[n] - training.lr * step[n] for n in p}
         return {n: params[n] - p[n] for n in params}
 

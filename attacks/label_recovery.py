@@ -39,7 +39,14 @@ def last_bias_name(model: nn.Module) -> str:
 
 def mean_bias_gradient(view: AttackView) -> torch.Tensor:
     """The observed last-layer bias update, rescaled to a mean gradient."""
-    g = view.target.tensors[last_bias_name(view.model)].detach().double().cpu()
+    name = last_bias_name(view.model)
+    if name not in view.target.tensors:
+        raise InvalidParameterError(
+            f"Label recovery reads the update of the last layer's bias ({name!r}), which the "
+            "observed update does not contain (the client sends only the parameters it trains, "
+            "e.g. LoRA factors). Use --threat-model hbc-server-labels (labels known). Got an "
+            f"update of {len(view.target.tensors)} tensor(s) without it instead.")
+    g = view.target.tensors[name].detach().double().cpu()
     if view.target.kind is UpdateKind.MODEL_DELTA:
         g = g / (view.local_training.lr * view.local_training.steps)
     return g

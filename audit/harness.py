@@ -302,6 +302,6 @@ def run_audit_findings(
         claim_tm = create_threat_model(run.defense.default_threat_model).to_dict()
         findings.append(privacy_finding(
             run.defense, run.schedule, run.claim, claim_tm, findings[0]["setting"], estimator,
-            seed=config.seed, **(estimator_params or {}),
+            seed=config.seed, transcript=run.transcript, **(estimator_params or {}),
         ))
     return findings

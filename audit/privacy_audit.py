@@ -177,9 +177,28 @@ def verdict(claim: PrivacyClaim, est: EmpiricalEpsilon) -> PrivacyVerdict:
     return PrivacyVerdict("VIOLATION" if bad else "PASS", claim, est, why)
 
 
+def _alternative_verdicts(claim: PrivacyClaim, estimates: dict[str, EmpiricalEpsilon]) -> list[dict]:
+    """The evidence set against each alternative claim: the estimate of the adversary the
+    claim is about (``local``: each update; ``central``: the aggregate)."""
+    out = []
+    for alt in claim.alternatives:
+        tm = alt.trust_model.value if alt.trust_model else "central"
+        est = estimates.get(tm) or estimates.get("central") or next(iter(estimates.values()))
+        v = verdict(alt, est)
+        out.append({"label": alt.label or "alternative", "epsilon_claim": alt.epsilon,
+                    "delta": alt.delta, "unit": alt.unit, "trust_model": tm,
+                    "verdict": v.verdict, "reason": v.reason})
+    return out
+
+
 def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim, threat_model: dict,
-                    setting: dict, estimator: str, *, seed: int = 0, **params) -> dict:
-    """A report finding that sets epsilon_emp beside epsilon_claim, with the verdict."""
+                    setting: dict, estimator: str, *, seed: int = 0, transcript=None, **params) -> dict:
+    """A report finding that sets epsilon_emp beside epsilon_claim (and beside each
+    alternative claim), with the verdicts.
+
+    Defenses that train LoRA factors (``trained_matrices``) are audited with white-box
+    canaries in LoRA space replayed on the run's recorded broadcasts (``transcript``;
+    :mod:`audit.lora_canaries`, estimator ``cp`` only, 2000 trials per side by default)."""
     start = time.perf_counter()
     if estimator not in ESTIMATOR_CHOICES:
         raise InvalidParameterError(
@@ -210,9 +229,25 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
         claim = own.claim(bb_schedule)
         est = EmpiricalEpsilon(est.estimator + "-input", est.epsilon, est.delta, est.nature, est.confidence,
                                est.trials, est.compute_s, {**est.details, **diag})
+        estimates = {"any": est}
+    elif hasattr(defense, "trained_matrices"):
+        from audit.lora_canaries import lora_canary_epsilon
+
+        if estimator != "cp" or transcript is None:
+            raise InvalidParameterError(
+                f"The 'estimator' parameter for {defense.name!r} (LoRA canaries replayed on "
+                f"the run) must be 'cp'. Got {estimator!r} instead.")
+        broadcasts = [rec.broadcast for rec in transcript.rounds]
+        trials = params.get("trials", 2000)
+        estimates = {tm: lora_canary_epsilon(defense, broadcasts, view=view, delta=float(claim.delta),
+                                             trials=trials, seed=seed)
+                     for tm, view in (("central", "aggregate"), ("local", "each update"))}
+        est = estimates["central"]
     else:
         est = estimate(defense, schedule, claim, estimator, seed=seed, **params)
+        estimates = {"any": est}
     result = verdict(claim, est)
+    alternatives = _alternative_verdicts(claim, estimates)
     conf = f"{est.confidence:.0%} confidence" if est.confidence else "no confidence level"
     note = f"{est.nature} ({conf}); {result.verdict}: {result.reason}. {NOT_A_PROOF}"
     return {
@@ -229,12 +264,19 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
             "baseline": {"description": f"claimed epsilon ({claim.accountant})",
                          "mean": claim.epsilon, "worst": claim.epsilon},
             "note": note,
-        }],
+        }] + [{
+            "name": "epsilon_emp (each update)", "unit": "", "direction": "higher-leaks-more",
+            "mean": e.epsilon, "worst": e.epsilon, "per_item": [e.epsilon],
+            "baseline": None,
+            "note": (f"{e.nature} from the server's view of each update (white-box LoRA canaries); "
+                     "set against the claims about that adversary (see the claims table)"),
+        } for tm, e in estimates.items() if tm == "local"],
         "images": None,
         "privacy_audit": {
             "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,
             "unit": claim.unit, "estimate": est.to_dict(), "reason": result.reason,
             "statement": NOT_A_PROOF,
+            **({"alternatives": alternatives} if alternatives else {}),
         },
         "runtime_s": time.perf_counter() - start,
     }

@@ -78,12 +78,21 @@ def local_update(
         local = copy.deepcopy(model)
         local_params = dict(local.named_parameters())
         weights = [local_params[n] for n in names]
+        buffers: list[torch.Tensor] | None = None
         for _ in range(training.steps):
             grads = torch.autograd.grad(loss_fn(local(data.images), data.labels), weights)
             with torch.no_grad():
-                # plain SGD (what torch.optim.SGD computes without momentum, bit for bit);
-                # written out because torch.optim imports torch._dynamo on first use
-                # (~1.7 s in every fresh process, e.g. each Ray worker of a shadow sweep)
+                # SGD as torch.optim.SGD computes it, bit for bit (plain, or heavy-ball with
+                # the buffer starting at the first gradient); written out because
+                # torch.optim imports torch._dynamo on first use (~1.7 s in every fresh
+                # process, e.g. each Ray worker of a shadow sweep)
+                if training.momentum:
+                    if buffers is None:
+                        buffers = [g.detach().clone() for g in grads]
+                    else:
+                        for b, g in zip(buffers, grads):
+                            b.mul_(training.momentum).add_(g)
+                    grads = buffers
                 for w, g in zip(weights, grads):
                     w.add_(g, alpha=-training.lr)
         tensors = {n: (params[n] - local_params[n]).detach().clone() for n in names}

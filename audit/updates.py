@@ -39,9 +39,14 @@ class LocalTraining:
     #: cross-entropy class weights of the task's loss (e.g. rare tampered pixels weigh
     #: more), part of the public training procedure; None: unweighted
     class_weights: tuple[float, ...] | None = None
+    #: heavy-ball momentum of the local SGD (``torch.optim.SGD``'s rule: ``v <- mu v + g``,
+    #: ``theta <- theta - lr v``), its buffer reset at every round (DEeR's code builds a new
+    #: optimizer per phase); 0: plain SGD
+    momentum: float = 0.0
 
     def __post_init__(self) -> None:
         check_interval("local_steps", "LocalTraining", self.steps, kind=int, low=1)
+        check_interval("momentum", "LocalTraining", self.momentum, low=0, high=1, closed="left")
         check_positive("lr", "LocalTraining", self.lr)
         if self.class_weights is not None:
             for w in self.class_weights:

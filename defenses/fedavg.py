@@ -23,16 +23,18 @@ class FedAvg(Defense):
 
     name = "fedavg"
 
-    def __init__(self, *, local_steps: int = 2, lr: float = 0.1, kind: UpdateKind | None = None):
+    def __init__(self, *, local_steps: int = 2, lr: float = 0.1, kind: UpdateKind | None = None,
+                 momentum: float = 0.0):
         local_steps = check_interval("local_steps", self.name, local_steps, kind=int, low=1)
         lr = check_positive("lr", self.name, lr)
+        momentum = check_interval("momentum", self.name, momentum, low=0, high=1, closed="left")
         kind = kind or (UpdateKind.MODEL_DELTA)
-        self._training = LocalTraining(steps=local_steps, lr=lr, kind=kind)
+        self._training = LocalTraining(steps=local_steps, lr=lr, kind=kind, momentum=momentum)
 
     @classmethod
     def from_params(cls, **params: Any) -> "FedAvg":
-        """Build from user parameters (``local_steps``, ``lr``)."""
-        check_known_keys(params, ("local_steps", "lr"), cls.name)
+        """Build from user parameters (``local_steps``, ``lr``, ``momentum``)."""
+        check_known_keys(params, ("local_steps", "lr", "momentum"), cls.name)
         return cls(**params)
 
     @property
@@ -40,7 +42,10 @@ class FedAvg(Defense):
         return self._training
 
     def params(self) -> dict[str, Any]:
-        return {"local_steps": self._training.steps, "lr": self._training.lr}
+        out = {"local_steps": self._training.steps, "lr": self._training.lr}
+        if self._training.momentum:
+            out["momentum"] = self._training.momentum
+        return out
 
     def client_side(self, update: ModelUpdate, *, generator: torch.Generator) -> ModelUpdate:
         return update

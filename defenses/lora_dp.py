@@ -28,8 +28,9 @@ Two claims, both through the accountant interface:
 
 Choices where the code is not followed or is silent: the noise is added by each client
 (the code adds the same per-client noise at the server: the aggregate is identical, but a
-client's release is then protected against the server too); local training is plain
-full-batch SGD (the code uses mini-batches of 10-42 and momentum 0.9); the accounting's
+client's release is then protected against the server too); local training is full-batch
+SGD with momentum 0.9, its buffer reset every round as the code builds a new optimizer per
+phase (the code uses mini-batches of 10-42); the accounting's
 batch defaults to the mean client size (what full-batch steps use); ``sigma`` comes from
 the official accounting at ``target_epsilon`` unless ``noise_multiplier`` is given.
 """
@@ -81,17 +82,20 @@ class LoraDP(Defense):
     how the noise is shaped)."""
 
     name: ClassVar[str] = "lora-dp"
-    keys: ClassVar[tuple[str, ...]] = ("local_steps", "lr", "clip_norm", "target_epsilon",
+    keys: ClassVar[tuple[str, ...]] = ("local_steps", "lr", "momentum", "clip_norm", "target_epsilon",
                                        "noise_multiplier", "delta", "accounting_batch_size")
     #: rounds of the method per harness round, for the official accounting (DEeR: 1/2)
     official_rounds_per_round: ClassVar[float] = 1.0
 
-    def __init__(self, *, local_steps: int = 2, lr: float = 0.05, clip_norm: float = 0.2,
+    def __init__(self, *, local_steps: int = 2, lr: float = 0.05, momentum: float = 0.9,
+                 clip_norm: float = 0.2,
                  target_epsilon: float | None = 3.0, noise_multiplier: float | None = None,
                  delta: float = 1e-5, accounting_batch_size: int | None = None) -> None:
         local_steps = check_interval("local_steps", self.name, local_steps, kind=int, low=1)
         lr = check_positive("lr", self.name, lr)
-        self._training = LocalTraining(steps=local_steps, lr=lr, kind=UpdateKind.MODEL_DELTA)
+        momentum = check_interval("momentum", self.name, momentum, low=0, high=1, closed="left")
+        self._training = LocalTraining(steps=local_steps, lr=lr, kind=UpdateKind.MODEL_DELTA,
+                                       momentum=momentum)
         self.clip_norm = check_positive("clip_norm", self.name, clip_norm)
         if noise_multiplier is not None:
             noise_multiplier = check_positive("noise_multiplier", self.name, noise_multiplier)
@@ -129,6 +133,7 @@ class LoraDP(Defense):
         return {
             "local_steps": self._training.steps,
             "lr": self._training.lr,
+            "momentum": self._training.momentum,
             "clip_norm": self.clip_norm,
             "target_epsilon": self.target_epsilon,
             "noise_multiplier": self.noise_multiplier,
@@ -180,6 +185,16 @@ class LoraDP(Defense):
         self._model = model
         self._params = dict(model.named_parameters())
         self.releases = []
+
+    def set_peer_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Read the frozen peer factors from ``weights`` (name -> tensor) from now on, e.g.
+        a round's recorded broadcast when an audit replays the mechanism."""
+        self._params = dict(weights)
+
+    @property
+    def schedule(self) -> FederationSchedule | None:
+        """The schedule of :meth:`prepare`."""
+        return self._schedule
 
     # -- what is trained and how it is noised ------------------------------------------
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.accounting import GaussianEventSpec, Neighbouring, composed_epsilon, epsilon
+import defenses  # noqa: F401  (registers the defenses)
 from audit.datasets import create_dataset
 from audit.defense import DEFENSES, FederationSchedule
 from audit.errors import InvalidParameterError
@@ -176,3 +177,17 @@ def test_deer_needs_a_lora_model_and_example_counts():
 def test_bad_parameters_are_rejected(params, match):
     with pytest.raises(InvalidParameterError, match=match):
         DEFENSES.create("deer", **params)
+
+
+def test_deer_phase_a_privacy_does_not_improve_with_more_noise():
+    """Phase 1 maps the noise through A^+ into B, so B grows with sigma; phase 2 maps A's
+    noise through B^+, which shrinks it by sigma_max(B): the effective noise multiplier of
+    phase 2 stays put as sigma grows. FFA-LoRA's epsilon falls as expected."""
+    def as_run(name, sigma):
+        defense, _, _, schedule = _run(name, rounds=2, noise_multiplier=sigma)
+        claim = defense.claim(schedule)
+        return next(a.epsilon for a in claim.alternatives if a.label == "as run, aggregate")
+
+    deer_8, deer_30 = as_run("deer", 8.0), as_run("deer", 30.0)
+    assert deer_30 > 0.8 * deer_8
+    assert as_run("ffa-lora", 30.0) < 0.3 * as_run("ffa-lora", 8.0)

@@ -1,0 +1,52 @@
+"""White-box LoRA canaries: the bound never exceeds the claim about the same adversary for
+the mechanism as run, and it has the power to exceed DEeR's official per-example claim.
+
+Each bound is Clopper-Pearson at 95%: a correct claim is flagged with probability <= 5%;
+seeded, so CI is deterministic."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import defenses  # noqa: F401  (registers the defenses)
+from audit.datasets import create_dataset
+from audit.defense import DEFENSES, FederationSchedule
+from audit.lora_canaries import lora_canary_epsilon
+from audit.models import create_model
+from audit.simulation import FederatedSimulation
+from audit.updates import ClientData
+
+
+def _run(name: str, **params):
+    ds = create_dataset("digits", limit=24)
+    torch.manual_seed(0)
+    model = create_model("vit-lora", input_shape=ds.input_shape, num_classes=10,
+                         channel_mean=ds.channel_mean, channel_std=ds.channel_std, hidden=16,
+                         layers=1, heads=2, patch=4, mlp=16, r=4)
+    clients = [ClientData(ds.images[i::2], ds.labels[i::2]) for i in range(2)]
+    schedule = FederationSchedule(2, 2, 2, examples_per_client=(12, 12))
+    defense = DEFENSES.create(name, **params)
+    defense.prepare(schedule)
+    transcript = FederatedSimulation(model=model, clients=clients, defense=defense,
+                                     schedule=schedule, seed=0).run()
+    return defense, defense.claim(schedule), [r.broadcast for r in transcript.rounds]
+
+
+@pytest.mark.parametrize("name", ["deer", "fedit-lora", "ffa-lora"])
+def test_bounds_respect_the_as_run_claims(name):
+    defense, claim, broadcasts = _run(name, noise_multiplier=8.0)
+    alt = {a.label: a.epsilon for a in claim.alternatives}
+    for view, label in (("each update", "as run, each update"), ("aggregate", "as run, aggregate")):
+        est = lora_canary_epsilon(defense, broadcasts, view=view, delta=1e-5, trials=600, seed=1)
+        assert est.epsilon <= alt[label], (view, est.epsilon, alt[label])
+
+
+def test_canaries_contradict_deer_official_claim():
+    defense, claim, broadcasts = _run("deer", target_epsilon=1.0)
+    assert claim.epsilon <= 1.0
+    est = lora_canary_epsilon(defense, broadcasts, view="aggregate", delta=1e-5, trials=600,
+                              seed=1)
+    assert est.epsilon > claim.epsilon
+    agg = next(a for a in claim.alternatives if a.label == "as run, aggregate")
+    assert est.epsilon <= agg.epsilon
