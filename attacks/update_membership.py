@@ -34,13 +34,17 @@ from audit.validation import check_interval, check_options
 
 
 def per_example_gradients(model, inputs: torch.Tensor, labels: torch.Tensor, *,
-                          chunk: int = 256) -> torch.Tensor:
-    """(N, P) flattened per-example gradients of the cross-entropy at the model's weights."""
-    params = {k: v.detach() for k, v in model.named_parameters()}
+                          chunk: int = 256, names=None) -> torch.Tensor:
+    """(N, P) flattened per-example gradients of the cross-entropy at the model's weights,
+    with respect to the parameters ``names`` (all by default; e.g. the LoRA factors a
+    client sends), in that order."""
+    named = dict(model.named_parameters())
+    params = {k: named[k].detach() for k in (names if names is not None else named)}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
+    fixed = {k: v.detach() for k, v in named.items() if k not in params}
 
     def loss(p, x, y):
-        out = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        out = functional_call(model, ({**fixed, **p}, buffers), (x.unsqueeze(0),))
         return F.cross_entropy(out, y.unsqueeze(0))
 
     g = vmap(grad(loss), in_dims=(None, 0, 0))
@@ -71,13 +75,15 @@ class UpdateMembership(Attack):
             progress: bool = False) -> AttackResult:
         if view.observation is None:
             raise ValueError("the update-based attack needs an observed client update")
-        names = [k for k, _ in view.model.named_parameters()]
+        # what the client sent: every parameter, or only those it trains (e.g. LoRA)
+        names = [k for k, _ in view.model.named_parameters() if k in view.observation.tensors]
         update = torch.cat([view.observation.tensors[k].reshape(-1).float().cpu() for k in names])
         if self.signal == "alignment":
-            g = per_example_gradients(view.model, view.candidates.inputs, view.candidates.labels)
+            g = per_example_gradients(view.model, view.candidates.inputs, view.candidates.labels,
+                                      names=names)
             if view.population is not None and len(view.population):
                 mean = per_example_gradients(view.model, view.population.inputs,
-                                             view.population.labels).mean(0)
+                                             view.population.labels, names=names).mean(0)
                 g = g - mean
                 scale = 1.0 if view.observation.kind is UpdateKind.GRADIENT else (
                     view.local_training.lr * view.local_training.steps)
@@ -96,7 +102,9 @@ class UpdateMembership(Attack):
         step = view.local_training.lr if view.observation.kind is UpdateKind.GRADIENT else 1.0
         after = copy.deepcopy(view.model)
         offset = 0
-        for p in after.parameters():
+        for name, p in after.named_parameters():
+            if name not in view.observation.tensors:
+                continue
             n = p.numel()
             p.sub_(step * update[offset:offset + n].view_as(p).to(p.device))
             offset += n

@@ -27,6 +27,13 @@ canary that saturates the clip is a valid worst case for that claim too.
 
 The bound is Clopper-Pearson at 95% (:func:`audit.estimators.clopper_pearson_epsilon`), so
 with ``trials`` per side it cannot exceed about ``ln(trials)``.
+
+One-shot canary clients (Andrew et al. 2023, :func:`lora_one_shot_epsilon`): canary clients
+submit random directions (each trained matrix a random unit matrix, scaled past the clip) in
+every round; the cosine of what the adversary observes with each canary's image (summed
+over rounds, in the product space) against the cosine with fresh random directions gives a
+GDP mu and an epsilon *estimate*. A run holds ``K`` canary clients (the schedule's clients
+per round, so the aggregate's noise is the claim's); ``canaries / K`` runs are simulated.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from audit.estimators import EmpiricalEpsilon, clopper_pearson_epsilon
+from audit.estimators import EmpiricalEpsilon, clopper_pearson_epsilon, one_shot_epsilon
 from audit.updates import ModelUpdate
 
 VIEWS = ("each update", "aggregate")
@@ -118,6 +125,57 @@ def lora_canary_epsilon(defense, broadcasts: Sequence[Mapping[str, torch.Tensor]
     """Clopper-Pearson lower bound (95%) on epsilon from white-box LoRA canaries."""
     with_, without = canary_scores(defense, broadcasts, view=view, trials=trials, seed=seed)
     est = clopper_pearson_epsilon(with_, without, delta=delta, alpha=0.05, seed=seed)
+    return EmpiricalEpsilon(f"{est.estimator}-lora-{view.replace(' ', '-')}", est.epsilon,
+                            est.delta, est.nature, est.confidence, est.trials, est.compute_s,
+                            {**est.details, "view": view, "rounds": len(broadcasts)})
+
+
+def _unit(shape, generator: torch.Generator) -> torch.Tensor:
+    m = torch.randn(shape, generator=generator, dtype=torch.float64)
+    return m / m.norm()
+
+
+def lora_one_shot_epsilon(defense, broadcasts: Sequence[Mapping[str, torch.Tensor]], *,
+                          view: str, delta: float, canaries: int = 2000,
+                          seed: int = 0) -> EmpiricalEpsilon:
+    """One-shot epsilon *estimate* from random-direction canary clients in LoRA space."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    own = copy.deepcopy(defense)
+    gen = torch.Generator().manual_seed(seed)
+    k = own.schedule.clients_per_round
+    cos_c, cos_n = [], []
+    for _ in range(-(-canaries // k)):
+        seen = [[] for _ in range(k)]
+        mine = [[] for _ in range(k)]
+        null = [[] for _ in range(k)]
+        for r, weights in enumerate(broadcasts):
+            own.set_peer_weights(weights)
+            mats = own.trained_matrices(r)
+            outs = []
+            for i in range(k):
+                dirs = {n: _unit(weights[n].shape, gen) for n, _, _ in mats}
+                fresh = {n: _unit(weights[n].shape, gen) for n, _, _ in mats}
+                big = {n: (1000.0 * own.clip_norm * d).to(weights[n].dtype) for n, d in dirs.items()}
+                outs.append(own.client_side(ModelUpdate(own.local_training.kind, big,
+                                                        client_id=i, round=r),
+                                            generator=gen).tensors)
+                for n, peer, side in mats:
+                    peer_w = None if peer is None else weights[peer]
+                    mine[i].append(_image(side, peer_w, dirs[n]).reshape(-1))
+                    null[i].append(_image(side, peer_w, fresh[n]).reshape(-1))
+            total = {n: sum(o[n] for o in outs) for n, _, _ in mats}
+            for i in range(k):
+                obs = outs[i] if view == "each update" else total
+                for n, peer, side in mats:
+                    peer_w = None if peer is None else weights[peer]
+                    seen[i].append(_image(side, peer_w, obs[n].double().cpu()).reshape(-1))
+        for i in range(k):
+            o = torch.cat(seen[i])
+            cos = torch.nn.functional.cosine_similarity
+            cos_c.append(float(cos(o, torch.cat(mine[i]), dim=0)))
+            cos_n.append(float(cos(o, torch.cat(null[i]), dim=0)))
+    est = one_shot_epsilon(np.array(cos_c), np.array(cos_n), delta=delta)
     return EmpiricalEpsilon(f"{est.estimator}-lora-{view.replace(' ', '-')}", est.epsilon,
                             est.delta, est.nature, est.confidence, est.trials, est.compute_s,
                             {**est.details, "view": view, "rounds": len(broadcasts)})

@@ -198,7 +198,8 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
 
     Defenses that train LoRA factors (``trained_matrices``) are audited with white-box
     canaries in LoRA space replayed on the run's recorded broadcasts (``transcript``;
-    :mod:`audit.lora_canaries`, estimator ``cp`` only, 2000 trials per side by default)."""
+    :mod:`audit.lora_canaries`: ``cp``, 2000 trials per side by default, or ``one-shot``,
+    2000 canary clients by default)."""
     start = time.perf_counter()
     if estimator not in ESTIMATOR_CHOICES:
         raise InvalidParameterError(
@@ -231,17 +232,27 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
                                est.trials, est.compute_s, {**est.details, **diag})
         estimates = {"any": est}
     elif hasattr(defense, "trained_matrices"):
-        from audit.lora_canaries import lora_canary_epsilon
+        from audit.lora_canaries import lora_canary_epsilon, lora_one_shot_epsilon
 
-        if estimator != "cp" or transcript is None:
+        if estimator not in ("cp", "one-shot") or transcript is None:
             raise InvalidParameterError(
                 f"The 'estimator' parameter for {defense.name!r} (LoRA canaries replayed on "
-                f"the run) must be 'cp'. Got {estimator!r} instead.")
+                f"the run) must be 'cp' or 'one-shot'. Got {estimator!r} instead.")
+        if "dim" in params:
+            raise InvalidParameterError(
+                f"The 'dim' parameter of estimator {estimator!r} does not apply to "
+                f"{defense.name!r}: its canaries live in the LoRA factors. Got {params['dim']!r} "
+                "instead.")
         broadcasts = [rec.broadcast for rec in transcript.rounds]
-        trials = params.get("trials", 2000)
-        estimates = {tm: lora_canary_epsilon(defense, broadcasts, view=view, delta=float(claim.delta),
-                                             trials=trials, seed=seed)
-                     for tm, view in (("central", "aggregate"), ("local", "each update"))}
+        views = (("central", "aggregate"), ("local", "each update"))
+        if estimator == "cp":
+            estimates = {tm: lora_canary_epsilon(defense, broadcasts, view=view, delta=float(claim.delta),
+                                                 trials=params.get("trials", 2000), seed=seed)
+                         for tm, view in views}
+        else:
+            estimates = {tm: lora_one_shot_epsilon(defense, broadcasts, view=view, delta=float(claim.delta),
+                                                   canaries=params.get("canaries", 2000), seed=seed)
+                         for tm, view in views}
         est = estimates["central"]
     else:
         est = estimate(defense, schedule, claim, estimator, seed=seed, **params)
