@@ -12,7 +12,7 @@ interleaved face / non-face so the first items are faces (label 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,11 +39,13 @@ class ImageDataset:
     channel_mean: tuple[float, ...]
     channel_std: tuple[float, ...]
     source: str
-    #: "image" (spatial: shift augmentations make sense) or "tabular" (a feature vector
-    #: stored as (1, 1, D), no augmentation)
+    #: "image" (spatial: shift augmentations make sense), "tabular" (a feature vector
+    #: stored as (1, 1, D), no augmentation) or "text" (``images`` are token ids (N, T),
+    #: see :mod:`audit.text_lm`)
     modality: str = "image"
-    #: "classification" (``labels`` (N,) class indices) or "segmentation" (``labels``
-    #: (N, H, W) per-pixel class indices, e.g. tampered / authentic)
+    #: "classification" (``labels`` (N,) class indices), "segmentation" (``labels``
+    #: (N, H, W) per-pixel class indices, e.g. tampered / authentic) or "language-modeling"
+    #: (``labels`` (N, T) next-token ids, -100 where nothing is predicted)
     task: str = "classification"
     #: (N, H, W) bool, True on privacy-sensitive pixels (PSI regions), when the data has them
     psi_masks: torch.Tensor | None = None
@@ -51,10 +53,15 @@ class ImageDataset:
     groups: torch.Tensor | None = None
     #: cross-entropy class weights the task trains with (None: unweighted)
     class_weights: tuple[float, ...] | None = None
+    #: extra metadata of generated data (e.g. ``records``' raw texts and canary secrets):
+    #: dataset-level entries, kept by :meth:`subset`, except the mapping under ``"items"``
+    #: (name -> sequence with one entry per item), which :meth:`subset` re-indexes. Not
+    #: compared or hashed.
+    meta: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W)."""
+        """(C, H, W); (T,) for text (token ids per item)."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     def __len__(self) -> int:
@@ -71,7 +78,18 @@ class ImageDataset:
             self.name, self.images[idx], self.labels[idx], self.num_classes, self.channel_mean,
             self.channel_std, self.source, self.modality, self.task,
             None if self.psi_masks is None else self.psi_masks[idx],
-            None if self.groups is None else self.groups[idx], self.class_weights)
+            None if self.groups is None else self.groups[idx], self.class_weights,
+            _subset_meta(self.meta, idx.tolist()))
+
+
+def _subset_meta(meta: dict[str, Any] | None, idx: list[int]) -> dict[str, Any] | None:
+    """``meta`` with its per-item entries (``meta["items"]``) taken at ``idx``."""
+    if meta is None:
+        return None
+    out = dict(meta)
+    if out.get("items") is not None:
+        out["items"] = {k: tuple(v[i] for i in idx) for k, v in out["items"].items()}
+    return out
 
 
 def from_arrays(name: str, images: np.ndarray, labels, num_classes: int, source: str, limit: int | None) -> ImageDataset:
@@ -174,6 +192,10 @@ def _register_loaders() -> None:
                       summary="generated receipts and forms (Faker + PIL): tamper masks to segment, PSI masks, template groups")
     DATASETS.register("document-folder", document_folder,
                       summary="local document images with tamper masks (masks/) and optional PSI masks (psi/)")
+    from audit.text_records import records
+
+    DATASETS.register("records", records,
+                      summary="generated per-client customer records (Faker) as byte tokens, with canary secrets")
 
 
 _register_loaders()

@@ -11,6 +11,8 @@ the defender (``activation=relu`` is available); ``resnet`` uses GroupNorm by de
 its update does not depend on batch statistics. ``vit`` and ``vit-lora`` (a transformers ViT,
 with peft LoRA for federated LoRA defenses) live in :mod:`audit.vit_lora`, which imports
 transformers and peft only when a model is built (they take seconds to import).
+``tiny-lm`` and ``tiny-lm-lora`` (a small transformers GPT-2 on byte-level token ids, with
+peft LoRA for federated LLM fine-tuning) live in :mod:`audit.text_lm`, with the same lazy imports.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from torch import nn
 
 from audit.registry import Registry
+from audit.text_lm import tiny_lm, tiny_lm_lora
 from audit.unet import unet
 from audit.validation import check_interval, check_known_keys, check_options
 from audit.vit_lora import vit, vit_lora
@@ -140,6 +143,8 @@ MODELS.register("resnet", resnet)
 MODELS.register("unet", unet)
 MODELS.register("vit", vit)
 MODELS.register("vit-lora", vit_lora)
+MODELS.register("tiny-lm", tiny_lm)
+MODELS.register("tiny-lm-lora", tiny_lm_lora)
 
 
 def create_model(name: str, *, input_shape, num_classes: int, channel_mean, channel_std, **params: Any) -> nn.Module:

@@ -2,9 +2,13 @@
 
 Choices: plain SGD (momentum 0.9) on mini-batches drawn with its own seeded generator, so
 pre-training is deterministic and leaves torch's global random state alone. A model with a
-``pretraining()`` context manager (:class:`audit.vit_lora.ViTClassifier`) is trained inside
-it, over the parameters it makes trainable: the base ViT and its head, not the LoRA
-adapters; other models train all their parameters that require gradients.
+``pretraining()`` context manager (:class:`audit.vit_lora.ViTClassifier`,
+:class:`audit.text_lm.CausalLM`) is trained inside it, over the parameters it makes
+trainable: the base model and its head, not the LoRA adapters; other models train all
+their parameters that require gradients. Accuracy is over
+items for (N, C) logits, and over the scored positions (label not ``-100``, CrossEntropyLoss's
+ignore index) for per-position logits (N, C, ...), e.g. :class:`audit.text_lm.CausalLM`'s
+(N, V, T) next-token logits.
 """
 
 from __future__ import annotations
@@ -43,5 +47,10 @@ def pretrain(model: nn.Module, dataset: ImageDataset, *, steps: int, lr: float =
     with torch.no_grad():
         logits = model(x)
         loss = float(loss_fn(logits, y))
-        acc = float((logits.argmax(-1) == y).float().mean())
+        if logits.dim() == 2:
+            acc = float((logits.argmax(-1) == y).float().mean())
+        else:  # (N, C, ...) per position (segmentation, language modelling): scored positions only
+            scored = y != loss_fn.ignore_index
+            hits = (logits.argmax(1) == y) & scored
+            acc = float(hits.sum() / scored.sum().clamp(min=1))
     return {"steps": steps, "final_loss": loss, "train_accuracy": acc}

@@ -47,6 +47,11 @@ class LocalTraining:
     def __post_init__(self) -> None:
         check_interval("local_steps", "LocalTraining", self.steps, kind=int, low=1)
         check_interval("momentum", "LocalTraining", self.momentum, low=0, high=1, closed="left")
+        if self.kind is UpdateKind.GRADIENT and self.steps != 1:
+            raise InvalidParameterError(
+                "A gradient update is one local step; use kind=model-delta for "
+                f"local_steps > 1. Got local_steps={self.steps!r} instead."
+            )
         check_positive("lr", "LocalTraining", self.lr)
         if self.class_weights is not None:
             for w in self.class_weights:
@@ -57,11 +62,6 @@ class LocalTraining:
         if self.class_weights is None:
             return None
         return torch.tensor(self.class_weights, dtype=torch.float32, device=device)
-        if self.kind is UpdateKind.GRADIENT and self.steps != 1:
-            raise InvalidParameterError(
-                "A gradient update is one local step; use kind=model-delta for "
-                f"local_steps > 1. Got local_steps={self.steps!r} instead."
-            )
 
 
 @dataclass(frozen=True)

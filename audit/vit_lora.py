@@ -68,20 +68,67 @@ TARGETS: dict[str, tuple[str, ...]] = {
 
 
 def _lora_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """``(name, module)`` of each LoRA layer (peft's ``LoraLayer``: ``lora_A``/``lora_B`` dicts)."""
+    """``(name, module)`` of each LoRA layer (peft's ``LoraLayer``: ``lora_A``/``lora_B`` dicts
+    of Linear factors, or, on an ``nn.Embedding``, ``lora_embedding_A``/``lora_embedding_B``
+    dicts of bare parameters)."""
     for name, module in model.named_modules():
         a, b = getattr(module, "lora_A", None), getattr(module, "lora_B", None)
         if isinstance(a, nn.ModuleDict) and isinstance(b, nn.ModuleDict) and len(a):
             yield name, module
+            continue
+        a, b = getattr(module, "lora_embedding_A", None), getattr(module, "lora_embedding_B", None)
+        if isinstance(a, nn.ParameterDict) and isinstance(b, nn.ParameterDict) and len(a):
+            yield name, module
+
+
+_LORA_PARTS = ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B")
 
 
 def _lora_parameter_names(model: nn.Module) -> set[str]:
     names = set()
     for name, module in _lora_modules(model):
-        for part in ("lora_A", "lora_B"):
-            names.update(f"{name}.{part}.{n}" for n, _ in getattr(module, part).named_parameters())
+        for part in _LORA_PARTS:
+            if isinstance(getattr(module, part, None), (nn.ModuleDict, nn.ParameterDict)):
+                names.update(f"{name}.{part}.{n}" for n, _ in getattr(module, part).named_parameters())
     return names
 
+
+
+@contextlib.contextmanager
+def base_trainable(model: nn.Module) -> Iterator[None]:
+    """Within: every parameter but the LoRA factors trainable (the base model is being
+    pre-trained); the previous ``requires_grad`` flags are restored after."""
+    saved = {name: p.requires_grad for name, p in model.named_parameters()}
+    lora = _lora_parameter_names(model)
+    try:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name not in lora)
+        yield
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(saved[name])
+
+
+def checkpoint_dir(checkpoint: Any, *, owner: str, model_type: str, family: str) -> Path:
+    """The local checkpoint directory ``checkpoint``, checked: it exists, holds a readable
+    config.json, of ``model_type`` (errors name the ``checkpoint`` parameter)."""
+    if not isinstance(checkpoint, (str, Path)):
+        raise invalid("checkpoint", owner, "a str (a local checkpoint directory) or None", checkpoint)
+    path = Path(checkpoint).expanduser()
+    if not path.is_dir():
+        raise _bad_checkpoint(owner, "an existing local directory (written by save_checkpoint)", str(checkpoint),
+                              "no such directory")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise _bad_checkpoint(owner, "a checkpoint directory holding config.json", str(checkpoint), "no config.json")
+    try:
+        found = json.loads(config_file.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as e:
+        raise _bad_checkpoint(owner, "a directory with a readable config.json", str(checkpoint), str(e)) from None
+    if found != model_type:
+        raise _bad_checkpoint(owner, f"a {family} checkpoint (model_type {model_type!r})", str(checkpoint),
+                              f"model_type={found!r}")
+    return path
 
 class ViTClassifier(nn.Module):
     """``standardize`` (fixed per-channel mean and std) then a transformers ViT; returns logits."""
@@ -106,15 +153,8 @@ class ViTClassifier(nn.Module):
         LoRA's B is zero at init, so LoRA does not change the outputs while the base is
         pre-trained. Without LoRA everything is trainable within.
         """
-        saved = {name: p.requires_grad for name, p in self.named_parameters()}
-        lora = _lora_parameter_names(self)
-        try:
-            for name, p in self.named_parameters():
-                p.requires_grad_(name not in lora)
+        with base_trainable(self):
             yield self
-        finally:
-            for name, p in self.named_parameters():
-                p.requires_grad_(saved[name])
 
 
 @contextlib.contextmanager
@@ -147,21 +187,7 @@ def _bad_checkpoint(owner: str, constraint: str, checkpoint: str, why: str = "")
 def _load_checkpoint(checkpoint: Any, *, channels: int, side: int, num_classes: int, owner: str):
     from transformers import ViTConfig, ViTForImageClassification
 
-    if not isinstance(checkpoint, (str, Path)):
-        raise invalid("checkpoint", owner, "a str (a local checkpoint directory) or None", checkpoint)
-    path = Path(checkpoint).expanduser()
-    if not path.is_dir():
-        raise _bad_checkpoint(owner, "an existing local directory (written by save_checkpoint)", str(checkpoint),
-                              "no such directory")
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise _bad_checkpoint(owner, "a checkpoint directory holding config.json", str(checkpoint), "no config.json")
-    try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError) as e:
-        raise _bad_checkpoint(owner, "a directory with a readable config.json", str(checkpoint), str(e)) from None
-    if model_type != "vit":
-        raise _bad_checkpoint(owner, "a ViT checkpoint (model_type 'vit')", str(checkpoint), f"model_type={model_type!r}")
+    path = checkpoint_dir(checkpoint, owner=owner, model_type="vit", family="ViT")
     config = ViTConfig.from_pretrained(str(path), local_files_only=True)
     size = config.image_size
     size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
@@ -172,16 +198,24 @@ def _load_checkpoint(checkpoint: Any, *, channels: int, side: int, num_classes: 
             wanted = side if key == "image_size" else want
             raise _bad_checkpoint(owner, f"a ViT checkpoint with {key}={wanted!r} (the data's)", str(checkpoint),
                                   f"{key}={shown!r}")
+    return load_pretrained(ViTForImageClassification, path, config, owner=owner, checkpoint=checkpoint,
+                           what="the ViT classifier")
+
+
+def load_pretrained(cls, path: Path, config, *, owner: str, checkpoint: Any, what: str):
+    """``cls.from_pretrained`` from the local ``path`` (eager attention, float32, no
+    progress bars); a checkpoint that fails to load or lacks weights is a clear error."""
     try:
         with _quiet_progress():
-            model, info = ViTForImageClassification.from_pretrained(
+            model, info = cls.from_pretrained(
                 str(path), config=config, local_files_only=True, attn_implementation="eager",
                 dtype=torch.float32, output_loading_info=True)
     except (OSError, ValueError, RuntimeError) as e:
-        raise _bad_checkpoint(owner, "a loadable ViT checkpoint", str(checkpoint), str(e).splitlines()[0]) from None
+        raise _bad_checkpoint(owner, f"a loadable checkpoint of {what}", str(checkpoint),
+                              str(e).splitlines()[0]) from None
     missing = list(info.get("missing_keys", ())) + list(info.get("mismatched_keys", ()))
     if missing:
-        raise _bad_checkpoint(owner, "a checkpoint with every weight of the ViT classifier", str(checkpoint),
+        raise _bad_checkpoint(owner, f"a checkpoint with every weight of {what}", str(checkpoint),
                               f"lacks {', '.join(map(str, missing[:3]))}{' ...' if len(missing) > 3 else ''}")
     return model
 
@@ -279,7 +313,14 @@ def vit_lora(*, input_shape, num_classes, channel_mean, channel_std, hidden: int
 
 @dataclass(frozen=True)
 class LoraPair:
-    """One LoRA module: names (as in ``named_parameters``) of A (r x d_in) and B (d_out x r)."""
+    """One LoRA module: names (as in ``named_parameters``) of A (r x d_in) and B (d_out x r).
+
+    For a Linear (or transformers ``Conv1D``) module they are ``<module>.lora_A.<adapter>.weight``
+    and ``<module>.lora_B.<adapter>.weight``; for an embedding (peft's ``Embedding`` LoRA, e.g.
+    ``tiny-lm-lora`` with ``targets="attention,embedding"``) ``<module>.lora_embedding_A.<adapter>``
+    (r x vocab: the one-hot token is the input) and ``<module>.lora_embedding_B.<adapter>``
+    (d x r).
+    """
 
     module: str
     a: str
@@ -292,8 +333,11 @@ def lora_pairs(model: nn.Module) -> list[LoraPair]:
     params = dict(model.named_parameters())
     pairs = []
     for name, module in _lora_modules(model):
-        for adapter in module.lora_A:
-            a, b = f"{name}.lora_A.{adapter}.weight", f"{name}.lora_B.{adapter}.weight"
+        found = [(adapter, f"{name}.lora_A.{adapter}.weight", f"{name}.lora_B.{adapter}.weight")
+                 for adapter in getattr(module, "lora_A", ())]
+        found += [(adapter, f"{name}.lora_embedding_A.{adapter}", f"{name}.lora_embedding_B.{adapter}")
+                  for adapter in getattr(module, "lora_embedding_A", ())]
+        for adapter, a, b in found:
             if a not in params or b not in params:  # pragma: no cover - peft layout changed
                 raise RuntimeError(f"LoRA module {name!r} has no parameters {a!r} and {b!r}")
             pairs.append(LoraPair(module=name, a=a, b=b, scaling=float(module.scaling[adapter])))

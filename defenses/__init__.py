@@ -3,6 +3,7 @@
 from audit.defense import DEFENSES
 from defenses.deer import DEeR
 from defenses.dp_fedavg import DPFedAvg
+from defenses.dr_encoder import DREncoder
 from defenses.fedavg import FedAvg, FedSGD
 from defenses.fedit_lora import FedITLoRA
 from defenses.fedre import FedRE
@@ -14,9 +15,10 @@ DEFENSES.register("fedavg", FedAvg.from_params, summary="undefended FedAvg: E lo
 DEFENSES.register("dp-fedavg", DPFedAvg.from_params, summary="client-level DP-FedAvg: L2 clipping + Gaussian noise, local or central")
 DEFENSES.register("fedre", FedRE.from_params, summary="FedRE: layer-wise local DP with PSI-guided budgets, perturbation-aware aggregation")
 DEFENSES.register("deer", DEeR.from_params, summary="DEeR: federated LoRA, alternating B/A phases, DP noise mapped through the frozen peer")
+DEFENSES.register("dr-encoder", DREncoder.from_params, summary="DR-Encoder: LoRA updates encoded by an autoencoder trained on synthetic gradients, code clipped and noised")
 DEFENSES.register("fedit-lora", FedITLoRA.from_params, summary="DP federated LoRA, A and B trained and noised together (DEeR's baseline)")
 DEFENSES.register("ffa-lora", FFALoRA.from_params, summary="DP FFA-LoRA: A frozen, B trained and noised (DEeR's baseline)")
 DEFENSES.register("uniform-ldp", UniformLDP.from_params, summary="layer-wise local DP, budget even over layers (FedRE's baseline)")
 
-__all__ = ["DEFENSES", "DEeR", "DPFedAvg", "FFALoRA", "FedAvg", "FedITLoRA", "FedRE", "FedSGD",
+__all__ = ["DEFENSES", "DEeR", "DPFedAvg", "DREncoder", "FFALoRA", "FedAvg", "FedITLoRA", "FedRE", "FedSGD",
            "UniformLDP"]
