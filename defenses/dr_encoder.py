@@ -78,8 +78,9 @@ class DREncoder(Defense):
             lr=check_positive("lr", owner, lr), kind=UpdateKind.MODEL_DELTA,
             momentum=check_interval("momentum", owner, momentum, low=0, high=1, closed="left"))
         self.clip_norm = check_positive("clip_norm", owner, clip_norm)
-        if noise_multiplier is not None:
-            self.noise_multiplier = check_positive("noise_multiplier", owner, noise_multiplier)
+        if noise_multiplier is not None:  # 0: compression only, no DP claim
+            self.noise_multiplier = check_interval("noise_multiplier", owner, noise_multiplier,
+                                                   low=0)
             self.target_epsilon = None
         elif target_epsilon is None:
             raise InvalidParameterError(f"Defense {owner!r} needs 'target_epsilon' or "
@@ -233,6 +234,10 @@ class DREncoder(Defense):
         if self.noise_multiplier is None:
             self.prepare(schedule)
         z = float(self.noise_multiplier)
+        if z == 0:
+            return PrivacyClaim.none(
+                f"{self.name} with noise_multiplier 0 compresses without noise: no DP claim; "
+                "the stage-1 statistics are sent without noise too.")
         spec = self._spec(z, schedule)
         eps = epsilon(spec, delta=self.delta, accountant="pld")
         unit = "one client's data (client-level, replace-one; the clipped code of its update)"

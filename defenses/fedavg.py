@@ -85,23 +85,24 @@ class FedSGD(FedAvg):
         return {"lr": self._training.lr}
 
 
-INNER_KEYS = ("base", "local_steps", "lr")
+INNER_KEYS = ("base", "local_steps", "lr", "momentum")
 
 
 def inner_from_params(params: dict[str, Any], owner: str) -> FedAvg:
     """The inner FedSGD/FedAvg of a wrapping defense, popping ``base`` (fedsgd, the
-    default, or fedavg), ``local_steps`` and ``lr`` from ``params``."""
+    default, or fedavg), ``local_steps``, ``lr`` and ``momentum`` from ``params``."""
     from audit.errors import InvalidParameterError
     from audit.validation import check_options
 
     base = check_options("base", owner, params.pop("base", "fedsgd"), ("fedsgd", "fedavg"))
-    inner_params = {k: params.pop(k) for k in ("local_steps", "lr") if k in params}
+    inner_params = {k: params.pop(k) for k in ("local_steps", "lr", "momentum") if k in params}
     if base == "fedsgd":
-        if "local_steps" in inner_params:
-            raise InvalidParameterError(
-                f"The 'local_steps' parameter of {owner} needs base='fedavg'. "
-                f"Got local_steps={inner_params['local_steps']!r} with base='fedsgd' instead."
-            )
+        for key in ("local_steps", "momentum"):
+            if key in inner_params:
+                raise InvalidParameterError(
+                    f"The '{key}' parameter of {owner} needs base='fedavg'. "
+                    f"Got {key}={inner_params[key]!r} with base='fedsgd' instead."
+                )
         return FedSGD(**inner_params)
     return FedAvg(**inner_params)
 

@@ -88,3 +88,18 @@ def test_a_code_larger_than_the_gradient_is_a_clear_error():
     defense.prepare(FederationSchedule(2, 2, 2))
     with pytest.raises(InvalidParameterError, match="code must be smaller than the gradient"):
         defense.setup_server(model=model, public=None)
+
+
+def test_noise_multiplier_zero_compresses_without_a_claim():
+    defense, _, transcript, schedule, _ = _run(noise_multiplier=0.0, clip_norm=1e6)
+    claim = defense.claim(schedule)
+    assert not claim.has_dp and "without noise" in claim.statement
+    # no noise, no clipping: the code is exactly the encoder's output of the update
+    assert transcript.rounds[1].observations[0].info["clipped"] == 0.0
+
+
+def test_wrapping_defenses_take_momentum_for_fedavg_only():
+    d = DEFENSES.create("dp-fedavg", base="fedavg", momentum=0.9, target_epsilon=8.0)
+    assert d.local_training.momentum == 0.9
+    with pytest.raises(InvalidParameterError, match="momentum"):
+        DEFENSES.create("dp-fedavg", momentum=0.9, target_epsilon=8.0)
