@@ -68,16 +68,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from audit.errors import InvalidParameterError, invalid
+from audit.errors import invalid
 from audit.validation import check_interval
 from audit.vit_lora import (
     _bad_checkpoint,
     _lora_modules,
     _lora_parameter_names,
-    _quiet_progress,
     base_trainable,
     checkpoint_dir,
     load_pretrained,
+    save_base,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily (transformers takes seconds to import)
@@ -299,12 +299,4 @@ def save_checkpoint(model: CausalLM, path) -> Path:
     """
     if not isinstance(model, CausalLM):
         raise invalid("model", "save_checkpoint", "a CausalLM (model 'tiny-lm')", type(model).__name__)
-    if model.has_lora:
-        raise InvalidParameterError(
-            "The 'model' parameter of save_checkpoint must be a language model without LoRA (save the "
-            "base before injecting LoRA). Got a model with LoRA adapters instead.")
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    with _quiet_progress():
-        model.lm.save_pretrained(str(out))
-    return out
+    return save_base(model, model.lm, path, what="a language model")

@@ -356,12 +356,18 @@ def save_checkpoint(model: ViTClassifier, path) -> Path:
     """
     if not isinstance(model, ViTClassifier):
         raise invalid("model", "save_checkpoint", "a ViTClassifier (model 'vit')", type(model).__name__)
+    return save_base(model, model.vit, path, what="a ViT")
+
+
+def save_base(model: nn.Module, pretrained, path, *, what: str) -> Path:
+    """``pretrained.save_pretrained(path)`` for a ``model`` without LoRA (the base is saved
+    before LoRA is injected), without progress bars; returns the directory."""
     if model.has_lora:
         raise InvalidParameterError(
-            "The 'model' parameter of save_checkpoint must be a ViT without LoRA (save the base before "
-            "injecting LoRA). Got a model with LoRA adapters instead.")
+            f"The 'model' parameter of save_checkpoint must be {what} without LoRA (save the base "
+            "before injecting LoRA). Got a model with LoRA adapters instead.")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     with _quiet_progress():
-        model.vit.save_pretrained(str(out))
+        pretrained.save_pretrained(str(out))
     return out
