@@ -5,8 +5,11 @@ updates at the same epsilon.
 
 Setting (CPU scale): ``records`` (generated customer records, 8 clients non-IID by locale and
 template, 64 byte tokens); ``tiny-lm-lora`` (GPT-2, 2 layers, hidden 64, LoRA r 8 on
-attention) whose base is pre-trained on records of another seed; ``--rounds`` rounds of
-``--local-steps`` full-batch steps at ``--lr``; DR-Encoder spends one stage-1 round on the
+``--targets``, attention and MLP by default) on a random base by default
+(``--pretrain-steps`` pre-trains it on records of another seed: with a pre-trained base,
+LoRA fine-tuning barely moved the validation loss in this budget, 3.243 -> 3.231, which
+makes any "within x% of FedAvg" comparison empty); ``--rounds`` rounds of
+``--local-steps`` full-batch steps at ``--lr`` with momentum ``--momentum``; DR-Encoder spends one stage-1 round on the
 statistics (no model update) and ``--rounds`` stage-2 rounds; validation loss on 128
 held-out records of the clients' distribution.
 
@@ -32,8 +35,9 @@ def main() -> None:
     ap.add_argument("--ratio", type=int, default=16)
     ap.add_argument("--block", type=int, default=256)
     ap.add_argument("--clip", type=float, default=1.0)
-    ap.add_argument("--pretrain-steps", type=int, default=200)
+    ap.add_argument("--pretrain-steps", type=int, default=0)
     ap.add_argument("--methods", default="fedavg,dr-encoder,dp-fedavg")
+    ap.add_argument("--targets", default="attention,mlp", help="LoRA targets of tiny-lm-lora")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -58,7 +62,8 @@ def main() -> None:
                          seed=args.seed + 1)
     torch.manual_seed(args.seed)
     base = create_model("tiny-lm-lora", input_shape=ds.input_shape, num_classes=ds.num_classes,
-                        channel_mean=ds.channel_mean, channel_std=ds.channel_std)
+                        channel_mean=ds.channel_mean, channel_std=ds.channel_std,
+                        targets=args.targets)
     t = time.perf_counter()
     pretrain(base, pre, steps=args.pretrain_steps, lr=0.05, batch_size=64, seed=args.seed)
     x_val, y_val = ds.images[val], ds.labels[val]
