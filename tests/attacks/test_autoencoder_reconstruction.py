@@ -33,13 +33,18 @@ def test_metrics_closed_forms():
     assert gradient_recovery_metrics(neg, x)["cosine"] == pytest.approx(-1.0)
 
 
-def _attack(**noise):
+def _setup():
     ds = create_dataset("records", num_items=32, length=32, clients=2, canaries=0)
     torch.manual_seed(0)
     model = create_model("tiny-lm-lora", input_shape=ds.input_shape, num_classes=ds.num_classes,
                          channel_mean=ds.channel_mean, channel_std=ds.channel_std, layers=1,
                          hidden=32, heads=2, r=4)
     clients = [ClientData(ds.images[ds.groups == c], ds.labels[ds.groups == c]) for c in range(2)]
+    return model, clients
+
+
+def _attack(**noise):
+    model, clients = _setup()
     defense = DEFENSES.create("dr-encoder", block=64, hidden=64, ae_steps=300, ae_samples=256,
                               clip_norm=1e6, **noise)
     schedule = FederationSchedule(2, 2, 2)
@@ -70,3 +75,25 @@ def test_server_recovers_a_sixteenth_and_the_shadow_almost_nothing():
     assert 0.1 < server["cosine"] < 0.6
     assert server["relative_error"] > 0.7
     assert abs(shadow["cosine"]) < server["cosine"]
+
+
+def test_stage_one_statistics_give_the_update_norms_exactly():
+    from attacks.statistics_leakage import update_norms
+
+    model, clients = _setup()
+    defense = DEFENSES.create("dr-encoder", block=64, hidden=16, ae_steps=5, ae_samples=16,
+                              noise_multiplier=1.0)
+    schedule = FederationSchedule(2, 2, 2)
+    defense.prepare(schedule)
+    transcript = FederatedSimulation(model=model, clients=clients, defense=defense,
+                                     schedule=schedule, seed=0).run()
+    broadcast = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in broadcast.named_parameters():
+            p.copy_(transcript.rounds[0].broadcast[n])
+    for k, client in enumerate(clients):
+        truth = local_update(broadcast, client, defense.local_training, client_id=k,
+                             round=0).tensors
+        norms = update_norms(defense.statistics[k], defense.shapes)
+        for n, t in truth.items():
+            assert norms[n] == pytest.approx(float(t.norm()), rel=1e-4)
