@@ -113,3 +113,18 @@ def strict_factory(cls):
 
     factory.__doc__ = cls.__doc__
     return factory
+
+
+def check_noise_or_target(owner: str, target_epsilon: Any, noise_multiplier: Any, *,
+                          zero_noise: bool = False) -> tuple[float | None, float | None]:
+    """``(target_epsilon, noise_multiplier)`` of a DP defense: a given noise multiplier
+    wins (positive, or >= 0 with ``zero_noise``) and drops the target; otherwise the target
+    must be positive. Neither is an error."""
+    if noise_multiplier is not None:
+        if zero_noise:
+            return None, check_interval("noise_multiplier", owner, noise_multiplier, low=0)
+        return None, check_positive("noise_multiplier", owner, noise_multiplier)
+    if target_epsilon is None:
+        raise InvalidParameterError(
+            f"Defense {owner!r} needs 'target_epsilon' or 'noise_multiplier'. Got neither instead.")
+    return check_positive("target_epsilon", owner, target_epsilon), None

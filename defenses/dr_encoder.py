@@ -45,7 +45,12 @@ from audit.defense import Defense, FederationSchedule
 from audit.errors import InvalidParameterError
 from audit.simulation import trained_names
 from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
-from audit.validation import check_interval, check_known_keys, check_positive
+from audit.validation import (
+    check_interval,
+    check_known_keys,
+    check_noise_or_target,
+    check_positive,
+)
 from defenses.gradient_autoencoder import (
     GradientAutoencoder,
     GradientLayout,
@@ -78,16 +83,9 @@ class DREncoder(Defense):
             lr=check_positive("lr", owner, lr), kind=UpdateKind.MODEL_DELTA,
             momentum=check_interval("momentum", owner, momentum, low=0, high=1, closed="left"))
         self.clip_norm = check_positive("clip_norm", owner, clip_norm)
-        if noise_multiplier is not None:  # 0: compression only, no DP claim
-            self.noise_multiplier = check_interval("noise_multiplier", owner, noise_multiplier,
-                                                   low=0)
-            self.target_epsilon = None
-        elif target_epsilon is None:
-            raise InvalidParameterError(f"Defense {owner!r} needs 'target_epsilon' or "
-                                        "'noise_multiplier'. Got neither instead.")
-        else:
-            self.target_epsilon = check_positive("target_epsilon", owner, target_epsilon)
-            self.noise_multiplier = None
+        # noise_multiplier 0: compression only, no DP claim
+        self.target_epsilon, self.noise_multiplier = check_noise_or_target(
+            owner, target_epsilon, noise_multiplier, zero_noise=True)
         self._fixed_sigma = noise_multiplier is not None
         self.delta = check_interval("delta", owner, delta, low=0, high=1, closed="neither")
         self.stage1_rounds = check_interval("stage1_rounds", owner, stage1_rounds, kind=int, low=1)

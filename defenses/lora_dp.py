@@ -57,7 +57,12 @@ from audit.claims import PrivacyClaim, TrustModel
 from audit.defense import Defense, FederationSchedule
 from audit.errors import InvalidParameterError
 from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind, average
-from audit.validation import check_interval, check_known_keys, check_positive
+from audit.validation import (
+    check_interval,
+    check_known_keys,
+    check_noise_or_target,
+    check_positive,
+)
 
 #: the official code's accountant: opacus RDP (sample-level DP-SGD)
 OFFICIAL_ACCOUNTANT = "opacus-rdp"
@@ -97,17 +102,8 @@ class LoraDP(Defense):
         self._training = LocalTraining(steps=local_steps, lr=lr, kind=UpdateKind.MODEL_DELTA,
                                        momentum=momentum)
         self.clip_norm = check_positive("clip_norm", self.name, clip_norm)
-        if noise_multiplier is not None:
-            noise_multiplier = check_positive("noise_multiplier", self.name, noise_multiplier)
-            target_epsilon = None
-        elif target_epsilon is None:
-            raise InvalidParameterError(
-                f"Defense {self.name!r} needs 'target_epsilon' or 'noise_multiplier'. Got "
-                "neither instead.")
-        else:
-            target_epsilon = check_positive("target_epsilon", self.name, target_epsilon)
-        self.target_epsilon = target_epsilon
-        self.noise_multiplier = noise_multiplier
+        self.target_epsilon, self.noise_multiplier = check_noise_or_target(
+            self.name, target_epsilon, noise_multiplier)
         self._fixed_sigma = noise_multiplier is not None
         self.delta = check_interval("delta", self.name, delta, low=0, high=1, closed="neither")
         self.accounting_batch_size = (
