@@ -1,6 +1,7 @@
 """Attacks. One module per attack, one registry line each below."""
 
 from attacks.analytic_fc import AnalyticFC
+from attacks.autoencoder_reconstruction import AutoencoderReconstruction
 from attacks.dlg import DLG, IDLG
 from attacks.inverting_gradients import InvertingGradients
 from attacks.label_recovery import LabelCountRecovery
@@ -8,6 +9,8 @@ from attacks.lira import LiRA
 from attacks.loss_threshold import LossThreshold
 from attacks.rmia import RMIA
 from attacks.snr_weighted_inverting_gradients import SNRWeightedInvertingGradients
+from attacks.tag import TAG
+from attacks.token_set_leakage import TokenSetLeakage
 from attacks.update_membership import UpdateMembership
 from audit.attack import ATTACKS
 from audit.validation import strict_factory
@@ -21,7 +24,10 @@ ATTACKS.register("analytic-fc", AnalyticFC.from_params, summary="closed-form inp
 ATTACKS.register("loss", strict_factory(LossThreshold), summary="LOSS membership attack (Yeom et al. 2018): low loss means member")
 ATTACKS.register("lira", strict_factory(LiRA), summary="LiRA (Carlini et al. 2022): per-example Gaussians from shadow models, online/offline")
 ATTACKS.register("rmia", strict_factory(RMIA), summary="RMIA (Zarifzadeh et al. 2024): likelihood ratio against population samples")
+ATTACKS.register("ae-reconstruction", strict_factory(AutoencoderReconstruction), summary="DR-Encoder codes decoded into the LoRA update (server's decoder, or a shadow autoencoder from the stage-1 statistics), then its token set")
+ATTACKS.register("tag", TAG.from_params, summary="TAG (Deng et al. 2021): text from an LM update by matching gradients of soft token inputs (L2 + L1)")
+ATTACKS.register("token-set", strict_factory(TokenSetLeakage), summary="the batch's token set from the embedding (or embedding-LoRA) update rows")
 ATTACKS.register("update-mia", strict_factory(UpdateMembership), summary="update-based membership: candidate gradient vs one client's observed update")
 
-__all__ = ["ATTACKS", "DLG", "IDLG", "AnalyticFC", "InvertingGradients", "LabelCountRecovery", "LiRA", "LossThreshold",
-           "RMIA", "SNRWeightedInvertingGradients", "UpdateMembership"]
+__all__ = ["ATTACKS", "AutoencoderReconstruction", "DLG", "IDLG", "AnalyticFC", "InvertingGradients", "LabelCountRecovery", "LiRA", "LossThreshold",
+           "RMIA", "SNRWeightedInvertingGradients", "TAG", "TokenSetLeakage", "UpdateMembership"]

@@ -35,10 +35,15 @@ class AttackView:
     num_classes: int
     defense_params: dict[str, Any] = field(default_factory=dict)
     labels: torch.Tensor | None = None  # only when the threat model knows the labels
+    #: the defense's server-private state (e.g. DR-Encoder's decoder), only for an adversary
+    #: that is the server (:class:`~audit.threat_model.Knowledge` ``SERVER_STATE``)
+    server_state: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.labels is not None and not self.threat_model.knows_(Knowledge.LABELS):
             raise ValueError("labels given to an adversary that does not know them")
+        if self.server_state is not None and not self.threat_model.knows_(Knowledge.SERVER_STATE):
+            raise ValueError("the server's private state given to an adversary that is not the server")
 
 
 @dataclass(frozen=True)
@@ -91,11 +96,18 @@ class MembershipView:
 @dataclass(frozen=True)
 class AttackResult:
     """What an attack recovered: images (B, C, H, W) in [0, 1], labels (B,), or both; a
-    membership attack returns ``scores`` (one per candidate, higher = more likely member)."""
+    membership attack returns ``scores`` (one per candidate, higher = more likely member).
+
+    Text and update attacks: ``tokens`` — recovered token ids, one list per recovered
+    sequence (in order for a sequence attack such as TAG; a bag-of-tokens attack returns
+    one list, sorted, for the whole batch); ``gradient`` — the recovered update, named like
+    the client's raw update (autoencoder reconstruction)."""
 
     images: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     scores: torch.Tensor | None = None
+    tokens: list[list[int]] | None = None
+    gradient: dict[str, torch.Tensor] | None = None
     stats: dict[str, float] = field(default_factory=dict)
 
 

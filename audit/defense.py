@@ -79,6 +79,16 @@ class Defense(ABC):
         views get this; the report gets :meth:`params`."""
         return self.params()
 
+    def server_state(self) -> dict[str, Any]:
+        """What only the server holds (e.g. DR-Encoder's decoder): given to an adversary that
+        is the server (threat models knowing ``SERVER_STATE``). Default: nothing."""
+        return {}
+
+    def first_update_round(self) -> int:
+        """The first round whose observations carry the clients' model updates (the round
+        the harness attacks; DR-Encoder's statistics rounds come before). Default: 0."""
+        return 0
+
     @abstractmethod
     def client_side(self, update: ModelUpdate, *, generator: torch.Generator) -> ModelUpdate:
         """Turn a client's raw update into what leaves the client."""

@@ -35,8 +35,15 @@ from audit.metrics import score_reconstructions
 from audit.models import create_model
 from audit.pretraining import pretrain
 from audit.region_metrics import score_regions
-from audit.scoring import align, label_accuracy, label_summary
-from audit.simulation import ClientData, FederatedSimulation, Transcript
+from audit.scoring import (
+    align,
+    gradient_recovery_metrics,
+    label_accuracy,
+    label_summary,
+    update_recovery_summaries,
+)
+from audit.simulation import ClientData, FederatedSimulation, Transcript, local_update
+from audit.text_scoring import score_text
 from audit.updates import LocalTraining
 from audit.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
 from reports.images import image_grid_png, png_base64
@@ -69,6 +76,10 @@ class Target:
     images: torch.Tensor
     labels: torch.Tensor
     psi_masks: torch.Tensor | None = None  # (N, H, W) privacy-sensitive regions, when known
+    #: the clients behind the target and the round: to recompute their raw update (the
+    #: ground truth of an update-reconstruction attack)
+    clients: tuple[int, ...] = ()
+    round: int = 0
 
 
 def validate(config: AuditConfig) -> None:
@@ -146,8 +157,16 @@ def _public_split(dataset: ImageDataset, defense: Defense, *, first: int) -> Cli
     return _client_data(dataset, range(first, first + n))
 
 
-def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
-    """What the threat model observes in ``attacked_round``, with the ground truth."""
+def targets(run: PreparedRun, *, attacked_round: int | None = None) -> list[Target]:
+    """What the threat model observes in ``attacked_round`` (default: the defense's first
+    round that carries model updates), with the ground truth."""
+    if attacked_round is None:
+        attacked_round = run.defense.first_update_round()
+    if not 0 <= attacked_round < len(run.transcript.rounds):
+        raise InvalidParameterError(
+            f"Defense {run.defense.name!r} sends its first model updates in round "
+            f"{attacked_round}, but the audit ran {len(run.transcript.rounds)} round(s): raise "
+            f"'rounds'. Got rounds={run.config.rounds} instead.")
     record = run.transcript.rounds[attacked_round]
     tm = run.threat_model
     model = copy.deepcopy(run.model)
@@ -155,7 +174,9 @@ def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
         for n, p in model.named_parameters():
             p.copy_(record.broadcast[n])
 
-    def view(update, images, labels, psi=None) -> Target:
+    server_state = run.defense.server_state() if tm.knows_(Knowledge.SERVER_STATE) else None
+
+    def view(update, images, labels, psi=None, clients=()) -> Target:
         v = AttackView(
             threat_model=tm,
             model=model,
@@ -166,13 +187,15 @@ def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
             num_classes=run.dataset.num_classes,
             defense_params=run.defense.public_state(),
             labels=labels.clone() if tm.knows_(Knowledge.LABELS) else None,
+            server_state=server_state,
         )
-        return Target(v, images.cpu(), labels.cpu(), None if psi is None else psi.cpu())
+        return Target(v, images.cpu(), labels.cpu(), None if psi is None else psi.cpu(),
+                      tuple(clients), attacked_round)
 
     if tm.observes is ObservationPoint.CLIENT_UPDATE:
         return [
             view(obs, run.clients[obs.client_id].images, run.clients[obs.client_id].labels,
-                 run.clients[obs.client_id].psi_masks)
+                 run.clients[obs.client_id].psi_masks, (obs.client_id,))
             for obs in record.observations
         ]
     if tm.observes is ObservationPoint.AGGREGATE:
@@ -181,7 +204,7 @@ def targets(run: PreparedRun, *, attacked_round: int = 0) -> list[Target]:
         labels = torch.cat([c.labels for c in sampled])
         psi = None if any(c.psi_masks is None for c in sampled) else torch.cat(
             [c.psi_masks for c in sampled])
-        return [view(record.aggregate, images, labels, psi)]
+        return [view(record.aggregate, images, labels, psi, record.sampled)]
     raise InvalidParameterError(
         f"The 'threat_model' parameter must observe client updates or aggregates for "
         f"gradient inversion. Got {tm.name!r} instead."
@@ -199,12 +222,16 @@ def attack_run(
     """Attack every target of ``run`` and return the report's finding."""
     start = time.perf_counter()
     cfg = run.config
-    recon, truth, psi, accs = [], [], [], []
+    recon, truth, psi, accs, updates, texts = [], [], [], [], [], []
     todo = targets(run)
     for i, target in enumerate(tqdm(todo, desc=f"{attack.name} targets", disable=not progress)):
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
         result = attack.run(target.view, generator=gen, device=device, progress=progress)
-        if result.images is not None:
+        if result.gradient is not None:
+            updates.append(gradient_recovery_metrics(result.gradient, raw_update(run, target)))
+        if result.tokens is not None:
+            texts.append((result.tokens, target.images))
+        if result.images is not None and run.dataset.modality == "image":
             recon.append(align(result.images.float().cpu(), target.images))
             truth.append(target.images)
             psi.append(target.psi_masks)
@@ -233,6 +260,13 @@ def attack_run(
         }
     if accs:
         metrics.append(label_summary(accs, run.dataset.num_classes).to_dict())
+    if updates:
+        metrics += [m.to_dict() for m in update_recovery_summaries(updates)]
+    samples = None
+    if texts:
+        text_metrics, samples = score_text(texts, baseline=_baseline_record(run),
+                                           sequences=attack.family == "text-inversion")
+        metrics += [m.to_dict() for m in text_metrics]
     return {
         "id": f"{cfg.defense}:{cfg.attack}",
         "title": f"{attack.name} against {run.defense.name}",
@@ -252,8 +286,34 @@ def attack_run(
         },
         "metrics": metrics,
         "images": images,
+        **({"text_samples": samples} if samples else {}),
         "runtime_s": time.perf_counter() - start + run.runtime_s,
     }
+
+
+def raw_update(run: PreparedRun, target: Target) -> dict[str, torch.Tensor]:
+    """The ground truth of an update-reconstruction attack: the raw update (before the
+    defense) of the target's client in its round, recomputed from the recorded broadcast
+    (local training is deterministic), or the mean over the clients of an aggregate."""
+    record = run.transcript.rounds[target.round]
+    model = copy.deepcopy(run.model)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(record.broadcast[n])
+    training = run.training or run.defense.local_training
+    total: dict[str, torch.Tensor] = {}
+    for k in target.clients:
+        raw = local_update(model, run.clients[k], training, client_id=k, round=target.round,
+                           trainable=run.defense.trainable(target.round)).tensors
+        total = {n: total.get(n, 0) + t.detach().cpu() for n, t in raw.items()}
+    return {n: t / len(target.clients) for n, t in total.items()}
+
+
+def _baseline_record(run: PreparedRun) -> torch.Tensor:
+    """A record of the dataset that no client holds (what knowing the data distribution
+    alone gives an adversary): the first after the clients' items, or the last record."""
+    clients = sum(len(c) for c in run.clients)
+    return run.dataset.images[min(clients, len(run.dataset) - 1)]
 
 
 def run_audit(

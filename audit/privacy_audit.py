@@ -77,13 +77,14 @@ def _release(defense: Defense, updates: Sequence[torch.Tensor], present: Sequenc
     round with probability ``sample_rate`` (the Poisson sampling the claim assumes)."""
     total: list[torch.Tensor] | None = None
     kind = defense.local_training.kind
+    client_side = getattr(defense, "canary_client_side", defense.client_side)
     for r in range(rounds):
         take = [bool(p) for p in present]
         if not local and sample_rate < 1.0:
             coins = torch.rand(len(take), generator=generator) < sample_rate
             take = [t and bool(c) for t, c in zip(take, coins)]
         obs = [
-            defense.client_side(ModelUpdate(kind, {"w": u}, client_id=i, round=r, num_examples=1), generator=generator)
+            client_side(ModelUpdate(kind, {"w": u}, client_id=i, round=r, num_examples=1), generator=generator)
             for i, (u, t) in enumerate(zip(updates, take)) if t
         ]
         if local:
@@ -115,7 +116,8 @@ def estimate(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim
     local = claim.trust_model is not None and claim.trust_model.value == "local"
     gen = torch.Generator().manual_seed(seed)
     big = 1000.0 * clip
-    rounds, delta = schedule.rounds, float(claim.delta)
+    rounds = getattr(defense, "noised_rounds", lambda s: s.rounds)(schedule)
+    delta = float(claim.delta)
     q = 1.0 if local else schedule.sample_rate
     if estimator == "cp":
         plus = _dirac(1, 0, big)
@@ -161,6 +163,34 @@ def estimate(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim
         "The 'estimator' parameter must be a str among {" + ", ".join(repr(e) for e in ESTIMATOR_CHOICES)
         + f"}}. Got {estimator!r} instead."
     )
+
+
+def unclaimed_rounds_epsilon(defense: Defense, *, trials: int, delta: float, seed: int = 0,
+                             dim: int = 8) -> EmpiricalEpsilon | None:
+    """Empirical epsilon of what leaves a client in the rounds before
+    ``defense.first_update_round()`` (DR-Encoder's stage-1 statistics), which no claim
+    covers: a canary client sends ``+1000 C e_0`` or ``-1000 C e_0`` (replace-one) through
+    ``defense.client_side`` of round 0, ``trials`` times each; the score is the projection of
+    the release on the difference of the two releases' means; Clopper-Pearson at 95%.
+    None when the defense has no such rounds. A deterministic release separates every
+    trial, so the bound is then limited by ``trials`` only (the true epsilon is infinite)."""
+    if defense.first_update_round() == 0:
+        return None
+    clip = float(getattr(defense, "clip_norm", 1.0))
+    gen = torch.Generator().manual_seed(seed)
+    kind = defense.local_training.kind
+
+    def release(sign: float) -> torch.Tensor:
+        u = _dirac(dim, 0, 1000.0 * clip, sign).float()
+        out = defense.client_side(ModelUpdate(kind, {"w": u}, client_id=0, round=0, num_examples=1),
+                                  generator=gen)
+        return torch.cat([t.reshape(-1).double() for _, t in sorted(out.tensors.items())])
+
+    plus = [release(1.0) for _ in range(trials)]
+    minus = [release(-1.0) for _ in range(trials)]
+    direction = torch.stack(plus).mean(0) - torch.stack(minus).mean(0)
+    score = lambda xs: np.array([float(x @ direction) for x in xs])  # noqa: E731
+    return clopper_pearson_epsilon(score(plus), score(minus), delta=delta, alpha=0.05, seed=seed)
 
 
 def verdict(claim: PrivacyClaim, est: EmpiricalEpsilon) -> PrivacyVerdict:
@@ -259,6 +289,10 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
         estimates = {"any": est}
     result = verdict(claim, est)
     alternatives = _alternative_verdicts(claim, estimates)
+    unclaimed = None
+    if estimator == "cp":
+        unclaimed = unclaimed_rounds_epsilon(defense, trials=params.get("trials", 20_000),
+                                             delta=float(claim.delta), seed=seed)
     conf = f"{est.confidence:.0%} confidence" if est.confidence else "no confidence level"
     note = f"{est.nature} ({conf}); {result.verdict}: {result.reason}. {NOT_A_PROOF}"
     return {
@@ -281,7 +315,19 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
             "baseline": None,
             "note": (f"{e.nature} from the server's view of each update (white-box LoRA canaries); "
                      "set against the claims about that adversary (see the claims table)"),
-        } for tm, e in estimates.items() if tm == "local"],
+        } for tm, e in estimates.items() if tm == "local"] + ([] if unclaimed is None else [{
+            "name": "epsilon_emp (rounds outside the claim)", "unit": "",
+            "direction": "higher-leaks-more", "mean": unclaimed.epsilon,
+            "worst": unclaimed.epsilon, "per_item": [unclaimed.epsilon], "baseline": None,
+            "note": (f"lower bound (95% confidence) from a white-box canary on what leaves a "
+                     f"client in the {defense.first_update_round()} round(s) before the first "
+                     "model update (DR-Encoder: the per-layer mean and standard deviation, sent "
+                     "without noise); no claim covers these rounds. "
+                     + ("Every trial was distinguished: the release is deterministic, so this "
+                        "bound grows with the number of trials without limit (the true epsilon "
+                        "is infinite)." if unclaimed.details.get("false_positives") == 0
+                        and unclaimed.details.get("false_negatives") == 0 else "")),
+        }]),
         "images": None,
         "privacy_audit": {
             "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,

@@ -9,6 +9,7 @@ recovered, whatever their order.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -43,3 +44,28 @@ def label_summary(accuracies: list[float], num_classes: int) -> MetricSummary:
         worst=max(accuracies),
         baseline=Baseline(description="uniform random guess (expected)", mean=chance, worst=chance),
     )
+
+
+def gradient_recovery_metrics(recovered: Mapping[str, torch.Tensor],
+                              truth: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Cosine and relative L2 error of a recovered update against the true one (all names
+    of ``truth`` flattened together)."""
+    r = torch.cat([recovered[n].reshape(-1).double().cpu() for n in truth])
+    t = torch.cat([truth[n].reshape(-1).double().cpu() for n in truth])
+    cos = float(torch.nn.functional.cosine_similarity(r, t, dim=0))
+    rel = float((r - t).norm() / t.norm().clamp_min(1e-30))
+    return {"cosine": cos, "relative_error": rel}
+
+
+def update_recovery_summaries(scores: Sequence[Mapping[str, float]]) -> list[MetricSummary]:
+    """``update_cosine`` and ``update_relative_error`` over targets (one
+    :func:`gradient_recovery_metrics` each), with the trivial baselines: a direction
+    independent of the update (cosine 0) and the zero update (relative error 1)."""
+    cos = tuple(float(s["cosine"]) for s in scores)
+    rel = tuple(float(s["relative_error"]) for s in scores)
+    return [
+        MetricSummary("update_cosine", "", "higher-leaks-more", cos, sum(cos) / len(cos), max(cos),
+                      Baseline("a guess independent of the update (expected)", 0.0, 0.0)),
+        MetricSummary("update_relative_error", "", "lower-leaks-more", rel, sum(rel) / len(rel),
+                      min(rel), Baseline("the zero update", 1.0, 1.0)),
+    ]

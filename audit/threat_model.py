@@ -45,6 +45,7 @@ class Knowledge(str, Enum):
     DATA_PRIOR = "the data domain (image shape, value range)"
     TRAINING_PROCEDURE = "the whole training procedure (defense, schedule, model), to train shadow models"
     POPULATION_DATA = "population data from the same distribution, disjoint from the candidates"
+    SERVER_STATE = "the defense's server-private state (e.g. DR-Encoder's decoder)"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ _WHITE_BOX = frozenset(
     }
 )
 
+#: what the server itself holds beyond the white box
+_SERVER = _WHITE_BOX | {Knowledge.SERVER_STATE}
+
 THREAT_MODELS: Registry[ThreatModel] = Registry("threat model")
 THREAT_MODELS.register(
     "hbc-server",
@@ -90,9 +94,10 @@ THREAT_MODELS.register(
         "hbc-server",
         Adversary.SERVER,
         ObservationPoint.CLIENT_UPDATE,
-        _WHITE_BOX,
+        _SERVER,
         "The server follows the protocol but inspects each client's observation; it knows the "
-        "model it broadcast, the architecture and the training schedule, not the labels.",
+        "model it broadcast, the architecture, the training schedule and its own state (e.g. "
+        "DR-Encoder's decoder), not the labels.",
     ),
     summary="honest-but-curious server that sees each client's observation",
 )
@@ -102,7 +107,7 @@ THREAT_MODELS.register(
         "hbc-server-labels",
         Adversary.SERVER,
         ObservationPoint.CLIENT_UPDATE,
-        _WHITE_BOX | {Knowledge.LABELS},
+        _SERVER | {Knowledge.LABELS},
         "As hbc-server, and the adversary also knows the labels of the client's batch "
         "(a strictly stronger adversary).",
     ),
@@ -119,6 +124,19 @@ THREAT_MODELS.register(
         "or secure aggregation): any client, or anyone holding successive global models.",
     ),
     summary="sees only the aggregate (central DP's adversary)",
+)
+THREAT_MODELS.register(
+    "eavesdropper",
+    lambda: ThreatModel(
+        "eavesdropper",
+        Adversary.EAVESDROPPER,
+        ObservationPoint.CLIENT_UPDATE,
+        _WHITE_BOX,
+        "Anyone on the client-server link: it sees each client's observation and the broadcast "
+        "model, knows the public protocol and parameters, but not the server's private state "
+        "(e.g. DR-Encoder's decoder).",
+    ),
+    summary="sees each client's observation on the link, without the server's private state",
 )
 
 THREAT_MODELS.register(
@@ -142,7 +160,7 @@ THREAT_MODELS.register(
         "hbc-server-population",
         Adversary.SERVER,
         ObservationPoint.CLIENT_UPDATE,
-        _WHITE_BOX | {Knowledge.POPULATION_DATA},
+        _SERVER | {Knowledge.POPULATION_DATA},
         "As hbc-server, and the server also holds population data from the same "
         "distribution (disjoint from the candidates): the update-based membership adversary.",
     ),

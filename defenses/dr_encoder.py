@@ -11,7 +11,8 @@ Two stages, both inside the federated run:
   stays with the server;
 * **stage 2** (the remaining rounds): a client encodes its LoRA update (standardised,
   blockwise), clips the code to L2 norm ``clip_norm`` C and adds ``N(0, (z C)^2)`` to
-  every entry; the server averages the codes and decodes the mean.
+  every entry; the server averages the codes, decodes the mean and applies it times
+  ``server_lr`` (default 1: the paper's plain decoding).
 
 Claim: ``(epsilon, delta)``-DP per client for the stage-2 code releases (replace-one, the
 server sees each code: local trust), ``z`` calibrated by dp_accounting's PLD over the
@@ -21,13 +22,18 @@ Choices (the paper's own settings could not be read): the noise is added after e
 and clipping (one reading of the paper; the DP guarantee is the same post-processing
 argument for either order); the autoencoder's sizes and training are parameters
 (``ratio`` = compression per block, ``block``, ``hidden``, ``ae_steps``, ``ae_samples``,
-``ae_lr``); the statistics are those of the update (model delta) a client would send,
+``ae_lr``); ``server_lr`` (a FedOpt-style server step, Reddi et al. 2021) is this
+project's addition: an autoencoder trained on i.i.d. synthetic gradients keeps about
+``1/ratio`` of a real update's energy, like a projection on a random subspace of
+``1/ratio`` of the dimensions, whose expectation is ``update / ratio``; ``server_lr =
+ratio`` undoes that shrinkage (measured in ``benchmarks/dr_encoder.py``); the statistics are those of the update (model delta) a client would send,
 standardised with the average over clients and epochs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -70,13 +76,14 @@ class DREncoder(Defense):
     keys: ClassVar[tuple[str, ...]] = (
         "local_steps", "lr", "momentum", "clip_norm", "target_epsilon", "noise_multiplier",
         "delta", "stage1_rounds", "ratio", "block", "hidden", "ae_steps", "ae_samples",
-        "ae_lr")
+        "ae_lr", "server_lr")
 
     def __init__(self, *, local_steps: int = 2, lr: float = 0.1, momentum: float = 0.0,
                  clip_norm: float = 1.0, target_epsilon: float | None = 8.0,
                  noise_multiplier: float | None = None, delta: float = 1e-5,
                  stage1_rounds: int = 1, ratio: int = 16, block: int = 256, hidden: int = 256,
-                 ae_steps: int = 300, ae_samples: int = 512, ae_lr: float = 1e-3) -> None:
+                 ae_steps: int = 300, ae_samples: int = 512, ae_lr: float = 1e-3,
+                 server_lr: float = 1.0) -> None:
         owner = self.name
         self._training = LocalTraining(
             steps=check_interval("local_steps", owner, local_steps, kind=int, low=1),
@@ -99,6 +106,7 @@ class DREncoder(Defense):
         self.ae_steps = check_interval("ae_steps", owner, ae_steps, kind=int, low=1)
         self.ae_samples = check_interval("ae_samples", owner, ae_samples, kind=int, low=1)
         self.ae_lr = check_positive("ae_lr", owner, ae_lr)
+        self.server_lr = check_positive("server_lr", owner, server_lr)
         self._schedule: FederationSchedule | None = None
         self.statistics: list[dict[str, LayerStats]] = []
         self.layout: GradientLayout | None = None
@@ -121,8 +129,25 @@ class DREncoder(Defense):
                 "target_epsilon": self.target_epsilon, "noise_multiplier": self.noise_multiplier,
                 "delta": self.delta, "stage1_rounds": self.stage1_rounds, "ratio": self.ratio,
                 "block": self.block, "hidden": self.hidden, "ae_steps": self.ae_steps,
-                "ae_samples": self.ae_samples, "ae_lr": self.ae_lr,
+                "ae_samples": self.ae_samples, "ae_lr": self.ae_lr, "server_lr": self.server_lr,
                 "compression": self.autoencoder_info.get("compression")}
+
+    def public_state(self) -> dict[str, Any]:
+        """:meth:`params` plus what crossed the wire in the clear: every client's stage-1
+        statistics (``statistics``, one mapping layer -> :class:`LayerStats` per client and
+        round) and the trained parameters' shapes (``shapes``); the encoder is shipped to
+        every client, so it is public too (``encoder``)."""
+        return {**self.params(), "statistics": list(self.statistics),
+                "shapes": dict(getattr(self, "shapes", {})),
+                "encoder": None if self.autoencoder is None else self.autoencoder.encoder}
+
+    def server_state(self) -> dict[str, Any]:
+        """The server's decoder and standardisation (``autoencoder``, ``layout``)."""
+        return {"autoencoder": self.autoencoder, "layout": self.layout}
+
+    def first_update_round(self) -> int:
+        """The first stage-2 round (the stage-1 rounds send statistics only)."""
+        return self.stage1_rounds
 
     # -- schedule -------------------------------------------------------------------------
 
@@ -194,15 +219,32 @@ class DREncoder(Defense):
                                info={**update.info, "stage": 1.0})
         if self.autoencoder is None:
             raise RuntimeError("the autoencoder is trained at the end of stage 1")
-        code = self.encode(update.tensors)
-        norm = float(torch.linalg.vector_norm(code))
-        code = code * min(1.0, self.clip_norm / norm) if norm > 0 else code
-        noise = torch.randn(code.shape, generator=generator, device=generator.device)
-        code = code + float(self.noise_multiplier) * self.clip_norm * noise.cpu()
+        code, norm = self.release_code(self.encode(update.tensors), generator=generator)
         return ModelUpdate(update.kind, {CODE: code}, client_id=update.client_id,
                            round=update.round, num_examples=update.num_examples,
                            info={**update.info, "stage": 2.0, "code_norm": norm,
                                  "clipped": float(norm > self.clip_norm)})
+
+    def release_code(self, code: torch.Tensor, *, generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """The stage-2 mechanism on a flat code: clip to ``clip_norm``, add ``N(0, (z C)^2)``
+        per entry; returns the released code and the code's norm before clipping."""
+        norm = float(torch.linalg.vector_norm(code))
+        code = code * min(1.0, self.clip_norm / norm) if norm > 0 else code
+        noise = torch.randn(code.shape, generator=generator, device=generator.device)
+        return code + float(self.noise_multiplier) * self.clip_norm * noise.to(code), norm
+
+    # -- DP auditing (audit.privacy_audit) ------------------------------------------------
+
+    def canary_client_side(self, update: ModelUpdate, *, generator: torch.Generator) -> ModelUpdate:
+        """A white-box canary client's release: each tensor of ``update`` is taken as the code
+        itself (the auditor is the client and picks its code) and goes through
+        :meth:`release_code`, the mechanism the claim is about."""
+        return replace(update, tensors={n: self.release_code(t.reshape(-1), generator=generator)[0]
+                                        for n, t in update.tensors.items()})
+
+    def noised_rounds(self, schedule: FederationSchedule) -> int:
+        """Rounds the claim composes over (stage 2)."""
+        return self.stage2_rounds(schedule)
 
     def server_side(self, observations: Sequence[ModelUpdate], *,
                     generator: torch.Generator) -> ModelUpdate:
@@ -216,7 +258,7 @@ class DREncoder(Defense):
                 self._train_autoencoder()
             return ModelUpdate(observations[0].kind, {}, round=r)
         mean = sum(o.tensors[CODE] for o in observations) / len(observations)
-        decoded = {n: t.to(self._device) for n, t in self.decode(mean).items()}
+        decoded = {n: self.server_lr * t.to(self._device) for n, t in self.decode(mean).items()}
         return ModelUpdate(observations[0].kind, decoded, round=r,
                            num_examples=sum(o.num_examples for o in observations))
 

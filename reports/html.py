@@ -361,6 +361,7 @@ def finding_view(finding: dict, index: int) -> dict:
                       if m["baseline_description"]],
         "image": None if images is None else {"png_base64": images["png_base64"],
                                               "caption": images["caption"]},
+        "text_samples": [(t["truth"], t["recovered"]) for t in finding.get("text_samples") or []],
         "runtime": f"{format_number(finding['runtime_s'])} s",
     }
 

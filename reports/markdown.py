@@ -132,6 +132,10 @@ def _finding(f: dict) -> list[str]:
             out += ["Notes:", ""] + [f"- {e(n)}: {e(d)}" for n, d in f["notes"]] + [""]
     else:
         out += ["No metrics.", ""]
+    if f["text_samples"]:
+        out += ["Recovered text beside the truth (the first targets):", ""]
+        out += _table(["Truth", "Recovered"],
+                      [[e(t), e(r) or "(nothing)"] for t, r in f["text_samples"]])
     if f["image"]:
         out += [f"Images: (image grid in report.html). Caption: {e(f['image']['caption'])}", ""]
     return out

@@ -290,6 +290,15 @@ def _check_finding(f: Any, path: str) -> None:
         except (ValueError, binascii.Error):
             raise _fail(_join(ipath, "png_base64"), "base64-encoded PNG data", data) from None
         _str(_key(images, ipath, "caption"), _join(ipath, "caption"))
+    samples = f.get("text_samples")
+    if samples is not None:  # optional: text attacks
+        tpath = _join(path, "text_samples")
+        if not isinstance(samples, list):
+            raise _fail(tpath, "a list of {truth, recovered} objects", samples)
+        for i, sample in enumerate(samples):
+            _dict(sample, f"{tpath}[{i}]")
+            for key in ("truth", "recovered"):
+                _str(_key(sample, f"{tpath}[{i}]", key), f"{tpath}[{i}].{key}")
     if f.get("privacy_audit") is not None:  # optional: findings of the epsilon audit
         _check_privacy_audit(f["privacy_audit"], _join(path, "privacy_audit"))
     _float(get("runtime_s"), _join(path, "runtime_s"), low=0)
