@@ -356,6 +356,10 @@ def run_audit_findings(
         run = prepare(config, device=device, progress=progress)
         finding = attack_run(run, attack, device=device, lpips_scorer=lpips_scorer, progress=progress)
         findings = [finding]
+        if run.defense.first_update_round() > 0:  # e.g. DR-Encoder's unnoised statistics
+            from audit.statistics_audit import stage1_statistics_finding
+
+            findings.append(stage1_statistics_finding(run, seed=config.seed))
     if estimator:
         from audit.privacy_audit import privacy_finding
 

@@ -27,7 +27,7 @@ def test_server_decodes_the_code_and_the_report_scores_the_update(tmp_path, caps
     assert code == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
     validate_report(report)
-    (finding,) = report["findings"]
+    finding, stage1 = report["findings"]
     m = _metrics(finding)
     assert {"update_cosine", "update_relative_error", "token_precision", "token_recall"} <= set(m)
     assert len(m["update_cosine"]["per_item"]) == 2  # one per client of the attacked round
@@ -37,6 +37,11 @@ def test_server_decodes_the_code_and_the_report_scores_the_update(tmp_path, caps
     assert len(finding["text_samples"]) == 2
     html = (tmp_path / "report.html").read_text()
     assert "update_cosine" in html and finding["text_samples"][0]["truth"][:20] in html
+    # the unnoised stage-1 statistics, audited on the run: norms exact, the canary's membership
+    s1 = _metrics(stage1)
+    assert s1["stage1_norm_relative_error"]["worst"] < 1e-3
+    assert s1["stage1_membership_auc"]["mean"] > 0.9  # measured 1.000 (canary x4, 8 records)
+    assert "stage1_membership_epsilon_lower_bound" in s1
 
 
 def test_an_eavesdropper_has_no_decoder(tmp_path, capsys):
@@ -74,7 +79,7 @@ def test_stage2_epsilon_beside_the_unnoised_stage1(tmp_path, capsys):
     assert code == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
     validate_report(report)
-    audit = report["findings"][1]
+    audit = report["findings"][2]
     assert audit["privacy_audit"]["verdict"] == "PASS"
     stage1 = _metrics(audit)["epsilon_emp (rounds outside the claim)"]
     assert stage1["mean"] > 3.0 and "deterministic" in stage1["note"]
