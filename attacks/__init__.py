@@ -7,6 +7,7 @@ from attacks.inverting_gradients import InvertingGradients
 from attacks.label_recovery import LabelCountRecovery
 from attacks.lira import LiRA
 from attacks.loss_threshold import LossThreshold
+from attacks.proxy_extraction import ProxyExtraction
 from attacks.rmia import RMIA
 from attacks.snr_weighted_inverting_gradients import SNRWeightedInvertingGradients
 from attacks.tag import TAG
@@ -27,7 +28,8 @@ ATTACKS.register("rmia", strict_factory(RMIA), summary="RMIA (Zarifzadeh et al. 
 ATTACKS.register("ae-reconstruction", strict_factory(AutoencoderReconstruction), summary="DR-Encoder codes decoded into the LoRA update (server's decoder, or a shadow autoencoder from the stage-1 statistics), then its token set")
 ATTACKS.register("tag", TAG.from_params, summary="TAG (Deng et al. 2021): text from an LM update by matching gradients of soft token inputs (L2 + L1)")
 ATTACKS.register("token-set", strict_factory(TokenSetLeakage), summary="the batch's token set from the embedding (or embedding-LoRA) update rows")
+ATTACKS.register("proxy-extraction", strict_factory(ProxyExtraction), summary="a client or coalition pools the FedQSN proxies it received over rounds into an estimate of the global model (optionally fine-tuned on its data)")
 ATTACKS.register("update-mia", strict_factory(UpdateMembership), summary="update-based membership: candidate gradient vs one client's observed update")
 
 __all__ = ["ATTACKS", "AutoencoderReconstruction", "DLG", "IDLG", "AnalyticFC", "InvertingGradients", "LabelCountRecovery", "LiRA", "LossThreshold",
-           "RMIA", "SNRWeightedInvertingGradients", "TAG", "TokenSetLeakage", "UpdateMembership"]
+           "ProxyExtraction", "RMIA", "SNRWeightedInvertingGradients", "TAG", "TokenSetLeakage", "UpdateMembership"]

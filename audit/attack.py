@@ -94,6 +94,22 @@ class MembershipView:
 
 
 @dataclass(frozen=True)
+class ExtractionView:
+    """What a model-extraction adversary (a client, or a coalition of clients) gets: the
+    models the server sent it (``proxies``: one :class:`defenses.proxy_model.ShippedProxy`
+    per client and round it took part in, oldest first), its own data, the architecture
+    (``model``: the architecture with random weights, never the global ones) and the
+    defense's public parameters."""
+
+    threat_model: ThreatModel
+    model: nn.Module
+    proxies: tuple[Any, ...]
+    data: LabelledData
+    local_training: LocalTraining
+    defense_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AttackResult:
     """What an attack recovered: images (B, C, H, W) in [0, 1], labels (B,), or both; a
     membership attack returns ``scores`` (one per candidate, higher = more likely member).
@@ -108,6 +124,8 @@ class AttackResult:
     scores: torch.Tensor | None = None
     tokens: list[list[int]] | None = None
     gradient: dict[str, torch.Tensor] | None = None
+    #: a model-extraction attack's estimate of the global model's parameters
+    model_state: dict[str, torch.Tensor] | None = None
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -115,7 +133,7 @@ class Attack(ABC):
     """An attack on what a threat model observes."""
 
     name: ClassVar[str]
-    family: ClassVar[str]  # "gradient-inversion" | "label-recovery" | "membership-inference"
+    family: ClassVar[str]  # "gradient-inversion" | "label-recovery" | "membership-inference" | "model-extraction" | ...
     #: the adversary the attack is built for when the audit names none (None: the defense's)
     default_threat_model: ClassVar[str | None] = None
 
@@ -126,7 +144,7 @@ class Attack(ABC):
     @abstractmethod
     def run(
         self,
-        view: AttackView | MembershipView,
+        view: AttackView | MembershipView | ExtractionView,
         *,
         generator: torch.Generator,
         device: torch.device,

@@ -119,6 +119,14 @@ class Defense(ABC):
         ``round`` (``model`` holds the broadcast weights; never modify it). Default:
         nothing."""
 
+    def client_model(self, model: nn.Module, *, client_id: int, round: int) -> tuple[nn.Module, Any] | None:
+        """The model client ``client_id`` receives and trains in ``round``, and what it
+        received as the transcript records it (e.g. FedQSN's masked, quantized proxy and a
+        :class:`defenses.proxy_model.ShippedProxy`); ``model`` holds the broadcast weights
+        (never modify it). The client's update is taken against the returned model. Default:
+        None, the broadcast model itself."""
+        return None
+
     def trainable(self, round: int) -> Collection[str] | None:
         """Names of the parameters clients train in ``round`` (e.g. DEeR alternates the LoRA
         factors); None: every parameter with ``requires_grad``. Only what clients train

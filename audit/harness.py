@@ -344,6 +344,14 @@ def run_audit_findings(
     """
     validate(config)
     attack = ATTACKS.create(config.attack, **config.attack_params)
+    if attack.family == "model-extraction":
+        from audit.extraction_audit import run_extraction_findings
+
+        if estimator:
+            raise InvalidParameterError(
+                f"The 'estimator' parameter does not apply to attack {attack.name!r} (model "
+                f"extraction; its defense makes no DP claim). Got {estimator!r} instead.")
+        return run_extraction_findings(config, device=device, progress=progress)
     if attack.family == "membership-inference":
         from audit.membership_audit import TrainingBackend, run_membership_findings
 

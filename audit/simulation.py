@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,6 +40,8 @@ class RoundRecord:
     sampled: list[int]
     observations: list[ModelUpdate]
     aggregate: ModelUpdate
+    #: what each client received when it was not the broadcast (``Defense.client_model``)
+    received: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,11 +149,15 @@ class FederatedSimulation:
             broadcast = {n: p.detach().clone() for n, p in self.model.named_parameters()}
             perm = torch.randperm(self.schedule.num_clients, generator=sampler)
             sampled = sorted(perm[: self.schedule.clients_per_round].tolist())
-            observations = []
+            observations, received = [], {}
             for k in sampled:
                 self.defense.setup_client(client_id=k, model=self.model, data=self.clients[k],
                                           round=r)
-                raw = local_update(self.model, self.clients[k], training, client_id=k, round=r,
+                proxy = self.defense.client_model(self.model, client_id=k, round=r)
+                if proxy is not None:
+                    received[k] = proxy[1]
+                raw = local_update(self.model if proxy is None else proxy[0], self.clients[k],
+                                   training, client_id=k, round=r,
                                    trainable=self.defense.trainable(r))
                 observations.append(self.defense.client_side(raw, generator=noise))
             aggregate = self.defense.server_side(observations, generator=noise)
@@ -159,5 +166,6 @@ class FederatedSimulation:
             with torch.no_grad():
                 for n, t in aggregate.tensors.items():
                     params[n].sub_(server_lr * t)
-            transcript.rounds.append(RoundRecord(r, broadcast, sampled, observations, aggregate))
+            transcript.rounds.append(RoundRecord(r, broadcast, sampled, observations, aggregate,
+                                                 received))
         return transcript

@@ -171,3 +171,18 @@ THREAT_MODELS.register(
 def create_threat_model(name: str) -> ThreatModel:
     """The registered threat model ``name``."""
     return THREAT_MODELS.create(name)
+THREAT_MODELS.register(
+    "proxy-client",
+    lambda: ThreatModel(
+        "proxy-client",
+        Adversary.CLIENT,
+        ObservationPoint.BROADCAST,
+        frozenset({Knowledge.ARCHITECTURE, Knowledge.LOCAL_TRAINING, Knowledge.DEFENSE_PARAMS,
+                   Knowledge.DATA_PRIOR}),
+        "One participating client, or a coalition of clients pooling what they receive: the "
+        "proxy models the server sends them (FedQSN: masked, quantized) over the rounds they "
+        "take part in, and their own data; they know the architecture and the defense's public "
+        "parameters (rates, bits), not the global weights. Their goal: the global model.",
+    ),
+    summary="a client or coalition of clients collecting the proxies it receives (model extraction)",
+)
