@@ -28,11 +28,6 @@ class DpAccountingPLD:
     tolerance = 0.01
 
     def epsilon(self, spec: GaussianEventSpec, *, delta: float) -> float:
-        relation = (
-            NeighboringRelation.REPLACE_ONE
-            if spec.neighbouring is Neighbouring.REPLACE
-            else NeighboringRelation.ADD_OR_REMOVE_ONE
-        )
         return self.epsilon_composed([spec], delta=delta)
 
     def epsilon_composed(self, specs: Sequence[GaussianEventSpec], *, delta: float) -> float:

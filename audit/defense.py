@@ -18,7 +18,7 @@ from torch import nn
 from audit.claims import PrivacyClaim
 from audit.registry import Registry
 from audit.updates import ClientData, LocalTraining, ModelUpdate
-from audit.validation import check_interval
+from audit.validation import check_interval, check_known_keys
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,24 @@ class Defense(ABC):
     @abstractmethod
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
         """The privacy claim for a run with ``schedule``."""
+
+
+class KeyedDefense(Defense):
+    """A defense built from the keyword arguments of its constructor, all listed in ``keys``
+    (an unknown one is an error naming it), whose clients run ``self._training``."""
+
+    keys: ClassVar[tuple[str, ...]] = ()
+    _training: LocalTraining
+
+    @classmethod
+    def from_params(cls, **params: Any) -> "KeyedDefense":
+        """Build from user parameters."""
+        check_known_keys(params, cls.keys, cls.name)
+        return cls(**params)
+
+    @property
+    def local_training(self) -> LocalTraining:
+        return self._training
 
 
 DEFENSES: Registry[Defense] = Registry("defense")

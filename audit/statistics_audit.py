@@ -94,9 +94,9 @@ def stage1_statistics_finding(run, *, seed: int = 0, shadow_trials: int = 64,
             trainable=trainable)
     metrics = [_metric(
         "stage1_norm_relative_error", errors, "lower-leaks-more", None,
-        f"per client of round 0: the largest relative error over layers of the update norms "
-        f"recovered from the released (mean, std), sqrt(n (std^2 + mean^2)), against the true "
-        f"update: the statistics give every layer's update norm exactly.")]
+        "per client of round 0: the largest relative error over layers of the update norms "
+        "recovered from the released (mean, std), sqrt(n (std^2 + mean^2)), against the true "
+        "update: the statistics give every layer's update norm exactly.")]
     if game is not None:
         setting = (f"{what} x{repeats} in a client of {client_size} records; "
                    f"{shadow_trials} shadow and {target_trials} target trials per side")

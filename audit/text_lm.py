@@ -59,7 +59,6 @@ Choices of this project:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path

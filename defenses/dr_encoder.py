@@ -47,13 +47,12 @@ from audit.accounting import (
     epsilon,
 )
 from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import Defense, FederationSchedule
+from audit.defense import FederationSchedule, KeyedDefense
 from audit.errors import InvalidParameterError
 from audit.simulation import trained_names
 from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
 from audit.validation import (
     check_interval,
-    check_known_keys,
     check_noise_or_target,
     check_positive,
 )
@@ -69,7 +68,7 @@ from defenses.gradient_autoencoder import (
 CODE = "code"
 
 
-class DREncoder(Defense):
+class DREncoder(KeyedDefense):
     """Autoencoder-compressed, clipped and noised LoRA updates after a statistics stage."""
 
     name: ClassVar[str] = "dr-encoder"
@@ -112,16 +111,6 @@ class DREncoder(Defense):
         self.layout: GradientLayout | None = None
         self.autoencoder: GradientAutoencoder | None = None
         self.autoencoder_info: dict[str, Any] = {}
-
-    @classmethod
-    def from_params(cls, **params: Any) -> "DREncoder":
-        """Build from user parameters."""
-        check_known_keys(params, cls.keys, cls.name)
-        return cls(**params)
-
-    @property
-    def local_training(self) -> LocalTraining:
-        return self._training
 
     def params(self) -> dict[str, Any]:
         return {"local_steps": self._training.steps, "lr": self._training.lr,

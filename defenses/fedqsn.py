@@ -50,10 +50,10 @@ import torch
 from torch import nn
 
 from audit.claims import PrivacyClaim
-from audit.defense import Defense, FederationSchedule
+from audit.defense import FederationSchedule, KeyedDefense
 from audit.errors import InvalidParameterError
 from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
-from audit.validation import check_bool, check_interval, check_known_keys, check_options, check_positive
+from audit.validation import check_bool, check_interval, check_options, check_positive
 from defenses.nf_quantizer import MAX_BITS, MIN_BITS, quantize_dequantize
 from defenses.proxy_model import MaskedLayer, ShippedProxy
 from defenses.unit_masks import (
@@ -72,7 +72,7 @@ def _rate(name: str, owner: str, value: Any) -> float:
     return check_interval(name, owner, value, low=0, high=1, closed="left")
 
 
-class FedQSN(Defense):
+class FedQSN(KeyedDefense):
     """Masked, quantized proxy models for the clients; plain averaging of returned models."""
 
     name: ClassVar[str] = "fedqsn"
@@ -105,16 +105,6 @@ class FedQSN(Defense):
         self._shipped: dict[tuple[int, int], ShippedProxy] = {}
         self._client_keeps: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         self._model: nn.Module | None = None
-
-    @classmethod
-    def from_params(cls, **params: Any) -> "FedQSN":
-        """Build from user parameters."""
-        check_known_keys(params, cls.keys, cls.name)
-        return cls(**params)
-
-    @property
-    def local_training(self) -> LocalTraining:
-        return self._training
 
     def params(self) -> dict[str, Any]:
         return {"local_steps": self._training.steps, "lr": self._training.lr,

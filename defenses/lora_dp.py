@@ -54,12 +54,11 @@ from audit.accounting import (
     epsilon,
 )
 from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import Defense, FederationSchedule
+from audit.defense import FederationSchedule, KeyedDefense
 from audit.errors import InvalidParameterError
 from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind, average
 from audit.validation import (
     check_interval,
-    check_known_keys,
     check_noise_or_target,
     check_positive,
 )
@@ -82,7 +81,7 @@ class ReleaseRecord:
         return math.sqrt(sum(f * f for f in self.factors))
 
 
-class LoraDP(Defense):
+class LoraDP(KeyedDefense):
     """Per-matrix clipped, Gaussian-noised federated LoRA (subclasses: what is trained and
     how the noise is shaped)."""
 
@@ -114,16 +113,6 @@ class LoraDP(Defense):
         self._model: nn.Module | None = None
         self.pairs: list | None = None
         self.releases: list[ReleaseRecord] = []
-
-    @classmethod
-    def from_params(cls, **params: Any) -> "LoraDP":
-        """Build from user parameters."""
-        check_known_keys(params, cls.keys, cls.name)
-        return cls(**params)
-
-    @property
-    def local_training(self) -> LocalTraining:
-        return self._training
 
     def params(self) -> dict[str, Any]:
         return {
