@@ -208,6 +208,10 @@ def _training_backend(opts: dict[str, Any], family: str):
     from audit.validation import check_options
 
     backend = check_options("backend", "fedaudit audit", opts["training_backend"], ["auto", "ray", "serial"])
+    if (backend == "ray" or opts["ray_address"]) and family == "membership-inference":
+        from audit.parallel_training import import_ray
+
+        import_ray("--backend ray (or --ray-address)")  # Ray is an optional extra: fail now, clearly
     workers = None
     if opts["workers"] is not None:
         workers = _int("workers", opts["workers"])
@@ -313,26 +317,139 @@ def epsilon(noise_multiplier: str, sample_rate: str, steps: str, delta: str, nei
         _fail(str(exc))
 
 
-@cli.command()
-@click.argument("report_json")
-@click.option("--format", "fmt", default="html", show_default=True, help="html | md")
-@click.option("--output", default=None, help="Output file (default: beside the JSON).")
-def report(report_json: str, fmt: str, output: str | None) -> None:
-    """Re-render REPORT_JSON as HTML or Markdown."""
+REPORT_FORMATS = ("html", "md", "pdf", "json")
+
+
+def _compliance(run_dirs: tuple[str, ...], policy_file: str | None, command: str) -> dict:
+    from audit.policy import load_policy
+    from reports.compliance import build_compliance, load_run
+
+    if not run_dirs:
+        raise InvalidParameterError("fedaudit needs at least one RUN_DIR (an audit's --out directory). Got none instead.")
+    policy = load_policy(policy_file)
+    runs = [load_run(d) for d in run_dirs]
+    return build_compliance(runs, policy=policy, policy_source=policy_file or "default policy (audit/policies/default.toml)",
+                            command=command)
+
+
+def _images(run_dirs: tuple[str, ...]) -> dict[str, dict]:
+    from reports.io import load_report
+
+    out = {}
+    for d in run_dirs:
+        for f in load_report(Path(d) / "report.json")["findings"]:
+            if f.get("images"):
+                out[f["id"]] = f["images"]
+    return out
+
+
+def _rerender(report_json: str, fmt: str, output: str | None) -> None:
+    """Re-render one audit report.json as HTML or Markdown (beside it by default)."""
     from reports.html import render_html
     from reports.io import load_report, write_text_atomic
     from reports.markdown import render_markdown
 
+    if fmt not in ("html", "md"):
+        raise InvalidParameterError(
+            f"The 'format' parameter of fedaudit report REPORT_JSON must be a str among {{'html', 'md'}} "
+            f"(compliance reports of run directories also take 'pdf' and 'json'). Got {fmt!r} instead.")
+    data = load_report(report_json)
+    text = render_html(data) if fmt == "html" else render_markdown(data)
+    target = Path(output) if output else Path(report_json).with_suffix(f".{fmt}")
+    write_text_atomic(target, text)
+    click.echo(f"wrote {target}")
+
+
+@cli.command("report")
+@click.argument("run_dirs", nargs=-1)
+@click.option("--policy", "policy_file", default=None, help="Policy file (TOML or YAML; default: the shipped policy).")
+@click.option("--format", "fmt", default="html", show_default=True, help="html | md | pdf | json")
+@click.option("--out", "--output", "out", default=None,
+              help="Output file (required for a compliance report; a re-rendered REPORT_JSON goes beside it by default).")
+def report_cmd(run_dirs: tuple[str, ...], policy_file: str | None, fmt: str, out: str | None) -> None:
+    """Combine audit runs (RUN_DIR: an audit's --out directory) into one compliance report
+    judged against a policy; or, given one REPORT_JSON file, re-render that audit report."""
     try:
-        if fmt not in ("html", "md"):
+        if len(run_dirs) == 1 and run_dirs[0].endswith(".json") and policy_file is None:
+            _rerender(run_dirs[0], fmt, out)
+            return
+        if not out:
             raise InvalidParameterError(
-                f"The 'format' parameter of fedaudit report must be a str among {{'html', 'md'}}. Got {fmt!r} instead."
-            )
-        data = load_report(report_json)
-        text = render_html(data) if fmt == "html" else render_markdown(data)
-        target = Path(output) if output else Path(report_json).with_suffix(f".{fmt}")
-        write_text_atomic(target, text)
-        click.echo(f"wrote {target}")
+                "The 'out' parameter of fedaudit report must be the compliance report's file. Got None instead.")
+        if fmt not in REPORT_FORMATS:
+            raise InvalidParameterError(
+                "The 'format' parameter of fedaudit report must be a str among {"
+                + ", ".join(repr(f) for f in REPORT_FORMATS) + f"}}. Got {fmt!r} instead.")
+        command = shlex.join(["fedaudit", "report", *run_dirs, *(["--policy", policy_file] if policy_file else []),
+                              "--format", fmt, "--out", out])
+        report = _compliance(run_dirs, policy_file, command)
+        from reports.io import write_json_atomic, write_text_atomic
+
+        if fmt == "json":
+            write_json_atomic(out, report)
+        elif fmt == "md":
+            from reports.compliance_render import compliance_markdown
+
+            write_text_atomic(out, compliance_markdown(report))
+        elif fmt == "html":
+            from reports.compliance_render import compliance_html
+
+            write_text_atomic(out, compliance_html(report, _images(run_dirs)))
+        else:
+            from reports.compliance_render import compliance_pdf
+
+            compliance_pdf(report, _images(run_dirs), out)
+        click.echo(f"{report['verdict']['status']}: wrote {out}")
+    except InvalidParameterError as exc:
+        _fail(str(exc))
+
+
+@cli.command("check")
+@click.argument("run_dirs", nargs=-1)
+@click.option("--policy", "policy_file", default=None, help="Policy file (TOML or YAML; default: the shipped policy).")
+@click.option("--strict/--no-strict", default=False, show_default=True,
+              help="Fail on rules the evidence cannot evaluate too.")
+def check_cmd(run_dirs: tuple[str, ...], policy_file: str | None, strict: bool) -> None:
+    """Gate a deployment: exit 0 when every policy rule passes, 1 when one fails, 2 on bad input."""
+    try:
+        report = _compliance(run_dirs, policy_file, shlex.join(["fedaudit", "check", *run_dirs]))
+    except InvalidParameterError as exc:
+        _fail(str(exc))
+    rules = report["policy"]["rules"]
+    for r in rules:
+        click.echo(f"{r['status']:<13} {r['rule']}: {r['why']}")
+    failed = [r for r in rules if r["status"] == "FAIL" or (strict and r["status"] == "NOT EVALUATED")]
+    click.echo(f"{'FAIL' if failed else 'PASS'}: {len(rules) - len(failed)} of {len(rules)} rule(s) pass"
+               + (" (--strict: unevaluated rules fail)" if strict else ""))
+    sys.exit(1 if failed else 0)
+
+
+@cli.command("validate")
+@click.argument("path")
+def validate_cmd(path: str) -> None:
+    """Validate an audit report.json or a compliance report (JSON) against its schema."""
+    import json
+
+    try:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InvalidParameterError(f"Cannot validate {path!r}: no such file.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
+            raise InvalidParameterError(f"Cannot validate {path!r}: not a JSON file ({exc}).") from None
+        if isinstance(data, dict) and data.get("kind") == "compliance-report":
+            from reports.compliance import validate_compliance
+
+            validate_compliance(data)
+            kind = f"compliance report, schema {data['schema_version']}"
+        else:
+            from reports.audit_schema import validate_audit_json_schema
+            from reports.io import load_report
+
+            data = load_report(path)  # the full check (unique ids, dates, ...)
+            validate_audit_json_schema(data)  # and the published JSON Schema
+            kind = f"audit report, schema {data['schema_version']}"
+        click.echo(f"valid: {path} ({kind})")
     except InvalidParameterError as exc:
         _fail(str(exc))
 

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from audit.errors import invalid
+from audit.errors import InvalidParameterError, invalid
 from audit.model_cache import ModelCache, prepared_tensors
 from audit.validation import check_interval, check_options
 
@@ -170,6 +170,24 @@ def train_models(
     return [dict(results[key]) for key in keys], stats
 
 
+def ray_available() -> bool:
+    """Whether the optional Ray extra is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+def import_ray(what: str):
+    """``import ray``, or a clear error saying how to install it (Ray is an optional extra)."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidParameterError(
+            f"{what} needs Ray, an optional extra: pip install 'fedaudit[ray]'. Got no 'ray' "
+            "package instead.") from None
+    return ray
+
+
 def _choose_backend(
     todo: Todo, train_fn: TrainFn, finished: Finished, *, threads: int, workers: int | None,
     ray_address: str | None,
@@ -182,6 +200,8 @@ def _choose_backend(
     w = workers or os.cpu_count() or 1
     if w == 1 or len(todo) < 2:
         return "serial", f"auto: {len(todo)} model(s) to train with {w} worker(s)", todo
+    if not ray_available():
+        return "serial", "auto: Ray is not installed (pip install fedaudit[ray])", todo
     t = time.perf_counter()
     key, spec = todo[0]
     finished(key, _train_one(train_fn, spec, threads))
@@ -206,7 +226,7 @@ def _train_with_ray(
     runtime_env: Mapping[str, Any] | None,
 ) -> int:
     """Train ``todo`` as Ray tasks, at most ``workers`` in flight; returns ``workers``."""
-    import ray
+    ray = import_ray("the 'ray' backend")
 
     if not ray.is_initialized():
         if ray_address is None:

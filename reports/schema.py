@@ -105,7 +105,11 @@ def _float(v: Any, path: str, *, nullable: bool = False, low: float | None = Non
         desc = f"a number >= {low}"
     if nullable:
         desc += " or null"
-    if not _is_number(v) or not math.isfinite(v):
+    try:  # an int beyond the float range is valid JSON but no finite double
+        finite = _is_number(v) and math.isfinite(v)
+    except OverflowError:
+        finite = False
+    if not finite:
         raise _fail(path, desc, v)
     if (low is not None and v < low) or (high is not None and v > high):
         raise _fail(path, desc, v)
