@@ -317,6 +317,118 @@ def epsilon(noise_multiplier: str, sample_rate: str, steps: str, delta: str, nei
         _fail(str(exc))
 
 
+def _command_of(ctx: click.Context, name: str) -> str:
+    """The command line that reproduces this invocation (every option, defaults included)."""
+    words = ["fedaudit", name]
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    for key, value in ctx.params.items():
+        flag = flags.get(key, "--" + key.replace("_", "-"))
+        for v in (value if isinstance(value, (tuple, list)) else [value]):
+            if v is not None:
+                words += [flag, str(v)]
+    return shlex.join(words)
+
+
+@cli.command("opacus")
+@click.option("--run", "run_spec", default=None, metavar="FILE.py:NAME",
+              help="Your own Opacus training (an OpacusRun, or a function returning one); default: a built-in one.")
+@click.option("--dataset", default="digits", show_default=True, help="Built-in run: embedded dataset.")
+@click.option("--model", default="mlp", show_default=True, help="Built-in run: model.")
+@click.option("--model-param", multiple=True, metavar="K=V", help="Built-in run: model parameter.")
+@click.option("--noise-multiplier", default="1.0", show_default=True, help="Built-in run: DP-SGD noise multiplier.")
+@click.option("--max-grad-norm", default="1.0", show_default=True, help="Built-in run: per-sample clip norm.")
+@click.option("--batch-size", default="64", show_default=True, help="Built-in run: expected Poisson batch size.")
+@click.option("--epochs", default="1", show_default=True, help="Built-in run: epochs.")
+@click.option("--lr", default="0.5", show_default=True, help="Built-in run: SGD learning rate.")
+@click.option("--accountant", default="rdp", show_default=True, help="Built-in run: rdp | prv | gdp.")
+@click.option("--delta", default="1e-5", show_default=True)
+@click.option("--claimed-epsilon", default=None, help="The epsilon you report (default: Opacus's own).")
+@click.option("--estimator", "estimators", multiple=True, default=("one-run",), show_default=True,
+              help="one-run (white-box gradient canaries) | cp | one-run-input (black-box); repeatable.")
+@click.option("--canaries", default=None, help="one-run: gradient canaries.")
+@click.option("--trials", default="500", show_default=True, help="cp: training runs per side.")
+@click.option("--input-canaries", default="200", show_default=True, help="one-run-input: mislabelled canaries.")
+@click.option("--seed", default="0", show_default=True)
+@click.option("--threads", default="1", show_default=True)
+@click.option("--out", required=True, help="Output directory for report.json and report.html.")
+def opacus_cmd(run_spec, dataset, model, model_param, noise_multiplier, max_grad_norm, batch_size, epochs, lr,
+               accountant, delta, claimed_epsilon, estimators, canaries, trials, input_canaries, seed, threads,
+               out) -> None:
+    """Audit a model trained with Opacus (sample-level DP-SGD): Opacus's epsilon beside epsilon_emp."""
+    import dataclasses
+
+    from audit.opacus_audit import audit_opacus, builtin_run, load_run, opacus_findings_report
+    from audit.validation import check_interval
+
+    start = time.perf_counter()
+    try:
+        owner = "fedaudit opacus"
+        threads_n = set_threads(_int("threads", threads))
+        d = check_interval("delta", owner, delta, low=0, high=1, closed="neither")
+        if run_spec:
+            run = load_run(run_spec)
+        else:
+            run = builtin_run(
+                dataset=dataset, model=model, model_params=parse_pairs(model_param, "--model-param"),
+                noise_multiplier=check_interval("noise_multiplier", owner, noise_multiplier, low=0, closed="neither"),
+                max_grad_norm=check_interval("max_grad_norm", owner, max_grad_norm, low=0, closed="neither"),
+                batch_size=_int("batch_size", batch_size), epochs=_int("epochs", epochs),
+                lr=check_interval("lr", owner, lr, low=0, closed="neither"), delta=d, accountant=accountant)
+        run = dataclasses.replace(run, delta=d, claimed_epsilon=None if claimed_epsilon is None else
+                                  check_interval("claimed_epsilon", owner, claimed_epsilon, low=0, closed="neither"))
+        findings = audit_opacus(run, tuple(estimators), seed=_int("seed", seed),
+                                canaries=None if canaries is None else _int("canaries", canaries),
+                                trials=_int("trials", trials), input_canaries=_int("input_canaries", input_canaries))
+        from audit.privacy_audit import NOT_A_PROOF
+
+        report = opacus_findings_report(
+            findings, out, command=_command_of(click.get_current_context(), "opacus"), seed=_int("seed", seed),
+            notes=[NOT_A_PROOF], device="cpu", threads=threads_n, runtime_s=time.perf_counter() - start)
+        for f in report["findings"]:
+            pa = f.get("privacy_audit") or {}
+            click.echo(f"{f['id']}: {pa.get('verdict')} ({pa.get('reason')})")
+        click.echo(f"wrote {Path(out) / 'report.json'} and {Path(out) / 'report.html'}")
+    except InvalidParameterError as exc:
+        _fail(str(exc))
+
+
+@cli.command("sweep")
+@click.argument("spec")
+@click.option("--out", required=True, help="Sweep directory: runs/<id>/, failed/<id>.txt, compliance.{json,html}.")
+@click.option("--backend", default="ray", show_default=True, help="ray (local instance or --ray-address) | serial")
+@click.option("--ray-address", default=None, help="Join this Ray cluster instead of starting a local one.")
+@click.option("--workers", type=str, default=None, help="Runs at once (default: CPU count).")
+@click.option("--status", "status_only", is_flag=True, help="List done and pending runs; run nothing.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def sweep_cmd(spec: str, out: str, backend: str, ray_address: str | None, workers: str | None,
+              status_only: bool, progress: bool | None) -> None:
+    """Run a grid of audits from SPEC (TOML or YAML), resumably, and write one compliance report."""
+    from audit.sweep import load_spec, run_sweep, sweep_status
+    from audit.validation import check_options
+
+    try:
+        check_options("backend", "fedaudit sweep", backend, ["ray", "serial"])
+        parsed = load_spec(spec)
+        if status_only:
+            st = sweep_status(parsed, out)
+            for rid in st.done:
+                click.echo(f"done     {rid}")
+            for rid in st.pending:
+                click.echo(f"{'failed' if rid in st.failed else 'pending':<8} {rid}"
+                           + (f"  ({st.failed[rid]})" if rid in st.failed else ""))
+            click.echo(f"{len(st.done)} of {st.total} run(s) done")
+            return
+        result = run_sweep(parsed, out, backend=backend, ray_address=ray_address,
+                           workers=None if workers is None else _int("workers", workers),
+                           progress=_progress(progress))
+    except InvalidParameterError as exc:
+        _fail(str(exc))
+    click.echo(result.summary())
+    for rid, message in result.failed.items():
+        click.echo(f"failed: {rid}: {message} (see {out}/failed/{rid}.txt)", err=True)
+    sys.exit(1 if result.failed else 0)
+
+
 REPORT_FORMATS = ("html", "md", "pdf", "json")
 
 

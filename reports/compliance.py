@@ -112,8 +112,11 @@ def _defenses(runs: Sequence[dict]) -> list[dict]:
     for run in runs:
         for f in run["report"]["findings"]:
             name = f["defense"]["name"]
-            entry = table.setdefault(name, {"name": name, "params": f["defense"]["params"],
-                                            "claim": f["claim"], "empirical": [], "attacks": []})
+            # one entry per configuration: a sweep's runs of one defense at two epsilons differ
+            key = json.dumps([name, f["defense"]["params"], f["claim"].get("epsilon")], sort_keys=True,
+                             default=str)
+            entry = table.setdefault(key, {"name": name, "params": f["defense"]["params"],
+                                           "claim": f["claim"], "empirical": [], "attacks": []})
             audit = f.get("privacy_audit")
             if audit:
                 est = audit.get("estimate") or {}
