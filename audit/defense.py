@@ -146,6 +146,17 @@ class KeyedDefense(Defense):
     _training: LocalTraining
 
     @classmethod
+    def delta_training(cls, local_steps: Any, lr: Any, momentum: Any) -> LocalTraining:
+        """Clients' local SGD returning a model delta, its parameters checked by name."""
+        from audit.updates import UpdateKind
+        from audit.validation import check_positive
+
+        return LocalTraining(
+            steps=check_interval("local_steps", cls.name, local_steps, kind=int, low=1),
+            lr=check_positive("lr", cls.name, lr), kind=UpdateKind.MODEL_DELTA,
+            momentum=check_interval("momentum", cls.name, momentum, low=0, high=1, closed="left"))
+
+    @classmethod
     def from_params(cls, **params: Any) -> "KeyedDefense":
         """Build from user parameters."""
         check_known_keys(params, cls.keys, cls.name)

@@ -50,7 +50,7 @@ from audit.claims import PrivacyClaim, TrustModel
 from audit.defense import FederationSchedule, KeyedDefense
 from audit.errors import InvalidParameterError
 from audit.simulation import trained_names
-from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
+from audit.updates import ClientData, LocalTraining, ModelUpdate
 from audit.validation import (
     check_interval,
     check_noise_or_target,
@@ -84,10 +84,7 @@ class DREncoder(KeyedDefense):
                  ae_steps: int = 300, ae_samples: int = 512, ae_lr: float = 1e-3,
                  server_lr: float = 1.0) -> None:
         owner = self.name
-        self._training = LocalTraining(
-            steps=check_interval("local_steps", owner, local_steps, kind=int, low=1),
-            lr=check_positive("lr", owner, lr), kind=UpdateKind.MODEL_DELTA,
-            momentum=check_interval("momentum", owner, momentum, low=0, high=1, closed="left"))
+        self._training = self.delta_training(local_steps, lr, momentum)
         self.clip_norm = check_positive("clip_norm", owner, clip_norm)
         # noise_multiplier 0: compression only, no DP claim
         self.target_epsilon, self.noise_multiplier = check_noise_or_target(

@@ -52,8 +52,8 @@ from torch import nn
 from audit.claims import PrivacyClaim
 from audit.defense import FederationSchedule, KeyedDefense
 from audit.errors import InvalidParameterError
-from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
-from audit.validation import check_bool, check_interval, check_options, check_positive
+from audit.updates import ClientData, LocalTraining, ModelUpdate
+from audit.validation import check_bool, check_interval, check_options
 from defenses.nf_quantizer import MAX_BITS, MIN_BITS, quantize_dequantize
 from defenses.proxy_model import MaskedLayer, ShippedProxy
 from defenses.unit_masks import (
@@ -86,10 +86,7 @@ class FedQSN(KeyedDefense):
                  block: int = 64, mask_mode: str = "activation", exact_server_mask: bool = False,
                  seed: int = 0) -> None:
         owner = self.name
-        self._training = LocalTraining(
-            steps=check_interval("local_steps", owner, local_steps, kind=int, low=1),
-            lr=check_positive("lr", owner, lr), kind=UpdateKind.MODEL_DELTA,
-            momentum=check_interval("momentum", owner, momentum, low=0, high=1, closed="left"))
+        self._training = self.delta_training(local_steps, lr, momentum)
         self.p1 = _rate("p1", owner, p1)
         self.p2 = _rate("p2", owner, p2)
         self.bits = check_interval("bits", owner, bits, kind=int, low=MIN_BITS, high=MAX_BITS)
