@@ -102,24 +102,30 @@ def parse_pairs(pairs: tuple[str, ...] | list[str], option: str) -> dict[str, An
     return out
 
 
+def read_table_file(path: str | Path, what: str) -> Any:
+    """The parsed contents of a ``.toml``, ``.yaml`` or ``.yml`` file (an empty YAML file is
+    ``{}``); ``what`` names it in errors (e.g. "Config file"): missing file, other suffix,
+    a file that does not parse."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidParameterError(f"{what} {str(p)!r} does not exist or is not a file.")
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise InvalidParameterError(
+            f"{what} {str(p)!r} must end in .toml, .yaml or .yml. Got {p.suffix or 'no suffix'!r} instead.")
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidParameterError(f"{what} {str(p)!r} is not valid: {first}") from None
+    return {} if data is None else data
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML or YAML config file into a dict of known keys."""
     p = Path(path)
-    if not p.is_file():
-        raise InvalidParameterError(f"Config file {str(p)!r} does not exist or is not a file.")
-    try:
-        text = p.read_text(encoding="utf-8")
-        if p.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        elif p.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise InvalidParameterError(
-                f"Config file {str(p)!r} must end in .toml, .yaml or .yml."
-            )
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidParameterError(f"Config file {str(p)!r} is not valid: {first}") from None
+    data = read_table_file(p, "Config file")
     if not isinstance(data, dict):
         raise InvalidParameterError(f"Config file {str(p)!r} must hold a table of settings.")
     for key in data:

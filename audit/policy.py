@@ -95,14 +95,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from audit.config import read_table_file
 from audit.errors import InvalidParameterError, invalid
 
 PASS, FAIL, NOT_EVALUATED = "PASS", "FAIL", "NOT EVALUATED"
@@ -270,20 +269,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
             raise invalid("path", "load_policy", "a str, a path or None", path)
         p = Path(path)
         source = f"file {str(p)!r}"
-    if not p.is_file():
-        raise InvalidParameterError(f"Policy file {str(p)!r} does not exist or is not a file.")
+    data = read_table_file(p, "Policy file")
     suffix = p.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise InvalidParameterError(
-            f"Policy file {str(p)!r} must end in .toml, .yaml or .yml. Got {p.suffix or 'no suffix'!r} instead.")
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidParameterError(f"Policy file {str(p)!r} is not valid: {first}") from None
-    if data is None:
-        data = {}
     if suffix != ".toml" and isinstance(data, dict):
         data = {k: float(v) if k in _NUMBER_KEYS and isinstance(v, str) and _YAML_SCI.fullmatch(v.strip())
                 else v for k, v in data.items()}

@@ -87,16 +87,14 @@ import re
 import shutil
 import sys
 import time
-import tomllib
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from audit.config import AuditConfig
+from audit.config import AuditConfig, read_table_file
 from audit.errors import InvalidParameterError, invalid
 from audit.validation import check_interval, check_options
 
@@ -177,17 +175,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
             message names the file and the key (and the run).
     """
     p = Path(path)
-    if not p.is_file():
-        raise InvalidParameterError(f"Sweep spec {str(p)!r} does not exist or is not a file.")
-    suffix = p.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise InvalidParameterError(f"Sweep spec {str(p)!r} must end in .toml, .yaml or .yml.")
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if suffix == ".toml" else (yaml.safe_load(text) or {})
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidParameterError(f"Sweep spec {str(p)!r} is not valid: {first}") from None
+    data = read_table_file(p, "Sweep spec")
     return parse_spec(data, source=str(p))
 
 
