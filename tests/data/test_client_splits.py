@@ -17,7 +17,14 @@ from audit.errors import InvalidParameterError
        alpha=st.floats(0.05, 100), seed=st.integers(0, 1000))
 def test_every_item_in_exactly_one_client_and_none_empty(n, k, classes, alpha, seed):
     labels = np.arange(n) % classes
-    parts = dirichlet_split(labels, k, alpha=alpha, seed=seed)
+    try:
+        parts = dirichlet_split(labels, k, alpha=alpha, seed=seed)
+    except InvalidParameterError as exc:
+        # by design the split gives up (after 1000 draws) only where skewed draws leave some
+        # client empty most of the time: small alpha and few items a client (found by
+        # hypothesis: alpha 0.5, 10 clients, 20 items; alpha 0.125, 7 clients, 36 items)
+        assert alpha < 1 and n < 20 * k and "min_size" in str(exc), exc
+        return
     assert len(parts) == k and min(len(p) for p in parts) >= 1
     assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(n))
     again = dirichlet_split(labels, k, alpha=alpha, seed=seed)
