@@ -78,6 +78,7 @@ def _release(defense: Defense, updates: Sequence[torch.Tensor], present: Sequenc
     total: list[torch.Tensor] | None = None
     kind = defense.local_training.kind
     client_side = getattr(defense, "canary_client_side", defense.client_side)
+    server_side = getattr(defense, "canary_server_side", defense.server_side)
     for r in range(rounds):
         take = [bool(p) for p in present]
         if not local and sample_rate < 1.0:
@@ -93,7 +94,7 @@ def _release(defense: Defense, updates: Sequence[torch.Tensor], present: Sequenc
             if not obs:  # nobody sampled: the server still releases noise around zero
                 zero = torch.zeros_like(updates[0])
                 obs = [ModelUpdate(kind, {"w": zero}, client_id=-2, round=r, num_examples=0)]
-            out = [defense.server_side(obs, generator=generator).tensors["w"]]
+            out = [server_side(obs, generator=generator).tensors["w"]]
         total = out if total is None else [a + b for a, b in zip(total, out)]
     return total or []
 
@@ -236,6 +237,12 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
             "The 'estimator' parameter must be a str among {"
             + ", ".join(repr(e) for e in ESTIMATOR_CHOICES) + f"}}. Got {estimator!r} instead."
         )
+    supported = getattr(defense, "audit_estimators", None)
+    if supported is not None and estimator not in supported():
+        raise InvalidParameterError(
+            f"The 'estimator' parameter for {defense.name!r} must be one of "
+            f"{', '.join(repr(e) for e in supported())} (its mechanism as configured). Got "
+            f"{estimator!r} instead.")
     allowed = {"cp": ("trials",), "one-run": ("canaries",), "one-shot": ("canaries", "dim"),
                "one-run-input": ("canaries", "rounds")}[estimator]
     from audit.validation import check_interval, check_known_keys

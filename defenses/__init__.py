@@ -9,6 +9,8 @@ from defenses.fedit_lora import FedITLoRA
 from defenses.fedqsn import FedQSN
 from defenses.fedre import FedRE
 from defenses.ffa_lora import FFALoRA
+from defenses.flower_builtin import flower_dp_client_clipping, flower_dp_server_clipping, flower_local_dp
+from defenses.flower_strategy import FlowerDefense
 from defenses.uniform_ldp import UniformLDP
 
 DEFENSES.register("fedsgd", FedSGD.from_params, summary="undefended FedSGD: one gradient per client and round")
@@ -20,7 +22,10 @@ DEFENSES.register("dr-encoder", DREncoder.from_params, summary="DR-Encoder: LoRA
 DEFENSES.register("fedqsn", FedQSN.from_params, summary="FedQSN: clients get only a masked (hidden units), NF-quantized proxy of the global model; no DP claim")
 DEFENSES.register("fedit-lora", FedITLoRA.from_params, summary="DP federated LoRA, A and B trained and noised together (DEeR's baseline)")
 DEFENSES.register("ffa-lora", FFALoRA.from_params, summary="DP FFA-LoRA: A frozen, B trained and noised (DEeR's baseline)")
+DEFENSES.register("flower-dp-client-clipping", flower_dp_client_clipping, summary="Flower's central DP wrapper with client-side fixed clipping (needs the [flower] extra)")
+DEFENSES.register("flower-dp-server-clipping", flower_dp_server_clipping, summary="Flower's central DP wrapper with server-side fixed clipping (needs the [flower] extra)")
+DEFENSES.register("flower-local-dp", flower_local_dp, summary="FedAvg with Flower's LocalDpMod on every client (needs the [flower] extra)")
 DEFENSES.register("uniform-ldp", UniformLDP.from_params, summary="layer-wise local DP, budget even over layers (FedRE's baseline)")
 
-__all__ = ["DEFENSES", "DEeR", "DPFedAvg", "DREncoder", "FFALoRA", "FedAvg", "FedITLoRA", "FedQSN", "FedRE", "FedSGD",
+__all__ = ["DEFENSES", "DEeR", "DPFedAvg", "DREncoder", "FFALoRA", "FedAvg", "FedITLoRA", "FedQSN", "FedRE", "FlowerDefense", "FedSGD",
            "UniformLDP"]

@@ -1,4 +1,4 @@
-"""Ray is an optional extra: without it, asking for it ends with exit 2 and what to install;
+"""Ray and Flower are optional extras: without it, asking for it ends with exit 2 and what to install;
 the default backend falls back to training in-process."""
 
 import sys
@@ -13,6 +13,15 @@ def test_ray_backend_without_ray_says_what_to_install(tmp_path, capsys, monkeypa
     code, _, err = run(["audit", "--attack", "loss", "--dataset", "purchase-synthetic", "--model", "mlp",
                         "--defense", "fedavg", "--backend", "ray", "--out", str(tmp_path)], capsys)
     assert code == 2 and "pip install 'fedaudit[ray]'" in err, err
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_flower_defense_without_flower_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "flwr", None)  # ``import flwr`` now raises ImportError
+    for defense in ("flower-local-dp", "flower-dp-client-clipping", "flower-dp-server-clipping"):
+        code, _, err = run(["audit", "--attack", "dlg", "--dataset", "digits", "--defense", defense,
+                            "--num-targets", "1", "--no-progress", "--out", str(tmp_path)], capsys)
+        assert code == 2 and "pip install 'fedaudit[flower]'" in err and defense in err, err
     assert not (tmp_path / "report.json").exists()
 
 
