@@ -89,7 +89,6 @@ def defense_strategy(defense: Defense, schedule: FederationSchedule, *, seed: in
     """A Flower strategy running ``defense.server_side`` (after ``defense.prepare(schedule)``);
     ``fedavg`` goes to Flower's ``FedAvg`` (sampling, minimum nodes...)."""
     import_flwr("defense_strategy")
-    from flwr.app import ArrayRecord
     from flwr.serverapp.strategy import FedAvg
 
     check_exportable(defense)
@@ -104,7 +103,7 @@ def defense_strategy(defense: Defense, schedule: FederationSchedule, *, seed: in
             self._broadcast: dict[int, dict[str, torch.Tensor]] = {}
 
         def configure_train(self, server_round, arrays, config, grid):  # noqa: ANN001
-            self._broadcast[server_round] = {n: t for n, t in from_arrays(arrays).items()}
+            self._broadcast[server_round] = from_arrays(arrays)
             return super().configure_train(server_round, arrays, config, grid)
 
         def aggregate_train(self, server_round, replies):  # noqa: ANN001
@@ -125,6 +124,6 @@ def defense_strategy(defense: Defense, schedule: FederationSchedule, *, seed: in
             new = {n: (t - aggregate.tensors[n].to(t.dtype)) if n in aggregate.tensors else t
                    for n, t in broadcast.items()}
             metrics = self.train_metrics_aggr_fn([r.content for r in replies], self.weighted_by_key)
-            return ArrayRecord({n: a for n, a in to_arrays(new, double=False).items()}), metrics
+            return to_arrays(new, double=False), metrics
 
     return DefenseStrategy()

@@ -178,15 +178,17 @@ class FlowerDefense(Defense):
         ``build`` defense is only known after :meth:`prepare`)."""
         if self._threat_model is not None:
             return self._threat_model
-        if self.strategy is not None and self._local_dp_mod() is None and self._dp_wrapper():
-            return "aggregate-observer"
-        return "hbc-server"
+        return "aggregate-observer" if self._central_dp_only() else "hbc-server"
+
+    def _central_dp_only(self) -> bool:
+        """A central DP wrapper and no local DP mod (known once the strategy is built)."""
+        return bool(self.strategy is not None and self._local_dp_mod() is None and self._dp_wrapper())
 
     def audit_estimators(self) -> tuple[str, ...]:
         """Estimators whose canaries fit this mechanism: a central wrapper averages over the
         replies it gets, so only the distinguishing test (one canary among ``m`` replies)
         matches its calibration."""
-        if self.strategy is not None and self._local_dp_mod() is None and self._dp_wrapper():
+        if self._central_dp_only():
             return ("cp",)
         return ("cp", "one-run", "one-shot", "one-run-input")
 
@@ -266,7 +268,7 @@ class FlowerDefense(Defense):
             message = rnd.messages[rnd.handed % len(rnd.messages)]
             rnd.handed += 1
             sent = {n: rnd.broadcast[n] - t.detach().double().cpu() for n, t in update.tensors.items()}
-            key = getattr(self._weights_holder(), "arrayrecord_key", "arrays")
+            key = self._array_key()
 
             def client_app(msg: Any, context: Any) -> Any:
                 return Message(RecordDict({key: to_arrays(sent), "metrics": MetricRecord(
@@ -284,6 +286,9 @@ class FlowerDefense(Defense):
     def _weights_holder(self) -> Any:
         return next((s for s in _inner_strategies(self.strategy) if hasattr(s, "weighted_by_key")),
                     None)
+
+    def _array_key(self) -> str:
+        return getattr(self._weights_holder(), "arrayrecord_key", "arrays")
 
     def _weight_key(self) -> str:
         return getattr(self._weights_holder(), "weighted_by_key", "num-examples")
@@ -343,10 +348,8 @@ class FlowerDefense(Defense):
         strategy = self._require_strategy()
         first = observations[0]
         with flower_call(generator):
-            rnd = self._pending
-            if rnd is None or rnd.round != first.round or set(rnd.broadcast) != set(first.tensors):
-                rnd = self._configure(first.round, first.tensors)
-            key = getattr(self._weights_holder(), "arrayrecord_key", "arrays")
+            rnd = self._round_for(first)
+            key = self._array_key()
             replies = [Message(RecordDict({
                 key: to_arrays({n: rnd.broadcast[n] - t.detach().double().cpu()
                                 for n, t in o.tensors.items()}),
