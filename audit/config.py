@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from audit.errors import InvalidParameterError, invalid
-from audit.validation import check_interval
+from audit.validation import check_interval, check_table_keys
 
 RUN_KEYS = ("device", "threads", "out")
 
@@ -126,13 +126,5 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML or YAML config file into a dict of known keys."""
     p = Path(path)
     data = read_table_file(p, "Config file")
-    if not isinstance(data, dict):
-        raise InvalidParameterError(f"Config file {str(p)!r} must hold a table of settings.")
-    for key in data:
-        if key not in CONFIG_KEYS:
-            raise InvalidParameterError(
-                f"Unknown config key {key!r} in {str(p)!r}; valid keys are: "
-                + ", ".join(CONFIG_KEYS)
-                + "."
-            )
+    check_table_keys(data, CONFIG_KEYS, f"config file {str(p)!r}")
     return data

@@ -103,6 +103,7 @@ from typing import Any
 
 from audit.config import read_table_file
 from audit.errors import InvalidParameterError, invalid
+from audit.validation import check_table_keys
 
 PASS, FAIL, NOT_EVALUATED = "PASS", "FAIL", "NOT EVALUATED"
 STATUSES = (PASS, FAIL, NOT_EVALUATED)
@@ -191,15 +192,7 @@ class Policy:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<in memory>") -> "Policy":
         """A policy from the keys of a policy file; an unknown key is an error naming it."""
-        if not isinstance(data, dict):
-            raise InvalidParameterError(
-                f"The policy {source} must hold a table of key = value rules. Got "
-                f"{type(data).__name__} instead.")
-        for key in data:
-            if key not in POLICY_KEYS:
-                raise InvalidParameterError(
-                    f"Unknown policy key {key!r} in policy {source}; valid keys are: "
-                    + ", ".join(POLICY_KEYS) + ".")
+        check_table_keys(data, POLICY_KEYS, f"policy {source}")
         return cls(**data, source=source)
 
     def to_dict(self) -> dict[str, Any]:

@@ -96,7 +96,7 @@ from typing import Any
 
 from audit.config import AuditConfig, read_table_file
 from audit.errors import InvalidParameterError, invalid
-from audit.validation import check_interval, check_options
+from audit.validation import check_interval, check_options, check_table_keys
 
 __all__ = [
     "RunInfo",
@@ -222,11 +222,7 @@ def _entries(data: Mapping, source: str, key: str, *, required: bool,
             entry = {"name": entry}
         if not isinstance(entry, Mapping):
             raise _spec_error(source, where, "a table with a 'name' (and 'params') or a name", entry)
-        for k in entry:
-            if k not in allowed:
-                raise InvalidParameterError(
-                    f"Unknown key {f'{where}.{k}'!r} in sweep spec {source!r}; valid keys are: "
-                    + ", ".join(allowed) + ".")
+        check_table_keys(entry, allowed, f"sweep spec {source!r}", prefix=f"{where}.")
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             raise _spec_error(source, f"{where}.name", "a non-empty str", name)
@@ -299,13 +295,7 @@ def parse_spec(data: Any, *, source: str = "<dict>") -> SweepSpec:
     from audit.harness import validate
     from audit.privacy_audit import ESTIMATOR_CHOICES
 
-    if not isinstance(data, Mapping):
-        raise InvalidParameterError(f"Sweep spec {source!r} must hold a table of settings.")
-    for key in data:
-        if key not in SPEC_KEYS:
-            raise InvalidParameterError(
-                f"Unknown key {key!r} in sweep spec {source!r}; valid keys are: "
-                + ", ".join(SPEC_KEYS) + ".")
+    check_table_keys(data, SPEC_KEYS, f"sweep spec {source!r}")
     name = data.get("name", Path(source).stem if source != "<dict>" else "sweep")
     if not isinstance(name, str) or not name:
         raise _spec_error(source, "name", "a non-empty str", name)

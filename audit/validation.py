@@ -8,7 +8,7 @@ NaN fails every numeric interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from audit.errors import InvalidParameterError, invalid
@@ -99,6 +99,22 @@ def check_known_keys(params: dict[str, Any], allowed: Iterable[str], owner: str)
                 + (", ".join(sorted(allowed)) or "none")
                 + "."
             )
+
+
+def check_table_keys(data: Any, allowed: Iterable[str], where: str, *, prefix: str = "",
+                     valid: Iterable[str] | None = None) -> None:
+    """Reject a settings table (from a TOML/YAML file) that is not a table or has a key not in
+    ``allowed``, naming the key (after ``prefix``, e.g. ``base.``), ``where`` it is (e.g.
+    ``sweep spec 'x.toml'``) and the ``valid`` keys (default: ``allowed``)."""
+    if not isinstance(data, Mapping):
+        raise InvalidParameterError(
+            f"The {where} must hold a table of settings. Got {type(data).__name__} instead.")
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            raise InvalidParameterError(
+                f"Unknown key {prefix + str(key)!r} in {where}; valid keys are: "
+                + ", ".join(allowed if valid is None else valid) + ".")
 
 
 def strict_factory(cls):

@@ -45,3 +45,13 @@ def test_cli_values_are_typed():
 def test_config_rejects_bad_counts(field, value):
     with pytest.raises(InvalidParameterError, match=field):
         AuditConfig(**{field: value})
+
+
+def test_check_table_keys_names_the_key_the_place_and_the_valid_keys():
+    from audit.validation import check_table_keys
+
+    check_table_keys({"a": 1}, ["a", "b"], "spec 'x'")
+    with pytest.raises(InvalidParameterError, match=r"Unknown key 'base.c' in spec 'x'; valid keys are: a, b\."):
+        check_table_keys({"c": 1}, ["a", "b"], "spec 'x'", prefix="base.")
+    with pytest.raises(InvalidParameterError, match=r"The spec 'x' must hold a table of settings. Got list"):
+        check_table_keys([1], ["a"], "spec 'x'")
