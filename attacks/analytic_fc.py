@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from audit.attack import Attack, AttackResult, AttackView
-from audit.errors import InvalidParameterError
-from audit.validation import check_known_keys
+from audit.core.attack import Attack, AttackResult, AttackView
+from audit.core.errors import InvalidParameterError
+from audit.core.validation import check_known_keys
 
 
 def first_linear(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -33,10 +33,10 @@ from typing import Any
 import torch
 
 from attacks.token_set_leakage import leaked_tokens, token_rows
-from audit.attack import Attack, AttackResult, AttackView
-from audit.errors import InvalidParameterError
-from audit.scoring import gradient_recovery_metrics  # noqa: F401  (scores this attack)
-from audit.validation import check_options, check_interval, check_positive
+from audit.core.attack import Attack, AttackResult, AttackView
+from audit.core.errors import InvalidParameterError
+from audit.metrics.scoring import gradient_recovery_metrics  # noqa: F401  (scores this attack)
+from audit.core.validation import check_options, check_interval, check_positive
 
 from defenses.gradient_autoencoder import (
     GradientAutoencoder,

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from attacks.gradient_matching import attack_copy, l2_distance, make_update_fn, observed_tensors
 from attacks.label_recovery import recover_labels
-from audit.attack import Attack, AttackResult, AttackView
-from audit.validation import check_interval, check_known_keys, check_positive
+from audit.core.attack import Attack, AttackResult, AttackView
+from audit.core.validation import check_interval, check_known_keys, check_positive
 
 
 class DLG(Attack):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_
 
-from audit.updates import LocalTraining, UpdateKind
+from audit.core.updates import LocalTraining, UpdateKind
 
 Params = dict[str, torch.Tensor]
 UpdateFn = Callable[[Params, torch.Tensor, torch.Tensor], Params]

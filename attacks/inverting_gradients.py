@@ -35,8 +35,8 @@ from attacks.gradient_matching import (
     total_variation,
 )
 from attacks.label_recovery import recover_labels
-from audit.attack import Attack, AttackResult, AttackView
-from audit.validation import check_interval, check_known_keys, check_nonnegative, check_positive
+from audit.core.attack import Attack, AttackResult, AttackView
+from audit.core.validation import check_interval, check_known_keys, check_nonnegative, check_positive
 
 
 class InvertingGradients(Attack):

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from audit.attack import Attack, AttackResult, AttackView
-from audit.errors import InvalidParameterError
-from audit.updates import UpdateKind
-from audit.validation import check_interval, check_known_keys
+from audit.core.attack import Attack, AttackResult, AttackView
+from audit.core.errors import InvalidParameterError
+from audit.core.updates import UpdateKind
+from audit.core.validation import check_interval, check_known_keys
 
 
 def last_bias_name(model: nn.Module) -> str:

@@ -3,7 +3,7 @@ inference attacks from first principles").
 
 The adversary trains shadow models with the target's procedure, each candidate in half
 of them, and fits per candidate a Gaussian to the logit-scaled confidence
-(:func:`audit.membership_signals.logit_confidence`) of the models that trained on it (IN)
+(:func:`attacks.membership_signals.logit_confidence`) of the models that trained on it (IN)
 and of those that did not (OUT), on each query augmentation.
 
 * ``online``: score = sum over augmentations of ``log N(phi; mu_in, s_in) - log N(phi;
@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from audit.attack import Attack, AttackResult, MembershipView
-from audit.membership_signals import augmentations, query, reference_signals
-from audit.validation import check_bool, check_interval, check_options
+from audit.core.attack import Attack, AttackResult, MembershipView
+from attacks.membership_signals import augmentations, query, reference_signals
+from audit.core.validation import check_bool, check_interval, check_options
 
 MIN_STD = 1e-3
 

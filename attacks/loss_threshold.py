@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from audit.attack import Attack, AttackResult, MembershipView
-from audit.membership_signals import query
+from audit.core.attack import Attack, AttackResult, MembershipView
+from attacks.membership_signals import query
 
 
 class LossThreshold(Attack):

@@ -63,8 +63,8 @@ Choices of this module (documented, not from the paper):
   parameter once;
 * all proxies must share one ``mask_mode`` (a run's setting); the estimate keeps the dtype
   and device of the latest proxy's tensors;
-* :func:`fine_tune` is deterministic full-batch SGD (:func:`audit.simulation.local_update`
-  with a model-delta :class:`audit.updates.LocalTraining`), so it takes no generator.
+* :func:`fine_tune` is deterministic full-batch SGD (:func:`audit.fl.simulation.local_update`
+  with a model-delta :class:`audit.core.updates.LocalTraining`), so it takes no generator.
 """
 
 from __future__ import annotations
@@ -77,11 +77,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audit.attack import Attack, AttackResult
-from audit.errors import invalid
-from audit.simulation import local_update
-from audit.updates import ClientData, LocalTraining, UpdateKind
-from audit.validation import check_interval, check_positive
+from audit.core.attack import Attack, AttackResult
+from audit.core.errors import invalid
+from audit.fl.simulation import local_update
+from audit.core.updates import ClientData, LocalTraining, UpdateKind
+from audit.core.validation import check_interval, check_positive
 from defenses.proxy_model import MaskedLayer, ShippedProxy
 from defenses.unit_masks import apply_unit_mask
 
@@ -413,7 +413,7 @@ class ProxyExtraction(Attack):
     """Registered attack ``proxy-extraction``: :func:`estimate_global` over the proxies of a
     coalition of ``coalition`` clients in the last ``rounds_observed`` rounds (None: all),
     then ``fine_tune_steps`` full-batch SGD steps at ``fine_tune_lr`` on the coalition's data
-    (0: none). The harness (:mod:`audit.extraction_audit`) picks the proxies the view holds."""
+    (0: none). The harness (:mod:`audit.extraction.extraction_audit`) picks the proxies the view holds."""
 
     name = "proxy-extraction"
     family = "model-extraction"

@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from audit.attack import Attack, AttackResult, MembershipView
-from audit.membership_signals import augmentations, query, reference_signals
-from audit.validation import check_interval, check_options, check_positive
+from audit.core.attack import Attack, AttackResult, MembershipView
+from attacks.membership_signals import augmentations, query, reference_signals
+from audit.core.validation import check_interval, check_options, check_positive
 
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from attacks.inverting_gradients import InvertingGradients
-from audit.attack import AttackView
+from audit.core.attack import AttackView
 
 
 def snr_layer_weights(observed: Mapping[str, torch.Tensor],

@@ -12,7 +12,7 @@ likelihood-ratio test of LiRA (Carlini, Chien, Nasr, Song, Terzis, Tramer 2022,
 
 Threat model: the server (or an eavesdropper on stage 1) observes one client's stage-1
 statistics; it knows the broadcast model, the local training schedule
-(:class:`audit.updates.LocalTraining`, public in DR-Encoder), the client's number of records,
+(:class:`audit.core.updates.LocalTraining`, public in DR-Encoder), the client's number of records,
 holds *population* records from the client's distribution (not the client's own) and the
 candidate record (e.g. a canary secret). This is the usual shadow-model membership
 adversary.
@@ -20,7 +20,7 @@ adversary.
 Attack: the adversary simulates shadow clients, random draws of population records with
 and without the candidate, computes their stage-1 statistics exactly as the defense does
 (:func:`defenses.gradient_autoencoder.layer_statistics` on
-:func:`audit.simulation.local_update`), fits a Gaussian to the features of the IN shadows
+:func:`audit.fl.simulation.local_update`), fits a Gaussian to the features of the IN shadows
 and one to the OUT shadows, and scores a target client's statistics by the log-likelihood
 ratio ``log N(x; IN) - log N(x; OUT)`` (higher = member).
 
@@ -62,11 +62,11 @@ Choices of this project:
   game: both sides are plain population draws (a calibration check: AUC 0.5 and epsilon 0
   up to sampling error).
 * **Outputs**: AUC (with a bootstrap interval), TPR at 1% and 10% FPR and balanced accuracy
-  (:func:`audit.membership_metrics.membership_metrics`), beside the trivial baseline (AUC
+  (:func:`audit.metrics.membership.membership_metrics`), beside the trivial baseline (AUC
   0.5, TPR = FPR); a Clopper-Pearson lower bound on epsilon at 95%
-  (:func:`audit.estimators.clopper_pearson_epsilon`, threshold chosen on half the target
+  (:func:`audit.privacy.estimators.clopper_pearson_epsilon`, threshold chosen on half the target
   trials) at the given ``delta``; and, labelled as an estimate, a GDP fit
-  (:func:`audit.estimators.gdp_fit_epsilon`). DR-Encoder claims nothing for stage 1, so
+  (:func:`audit.privacy.estimators.gdp_fit_epsilon`). DR-Encoder claims nothing for stage 1, so
   any epsilon is outside its claim; the bound says how much the statistics alone leak.
 """
 
@@ -82,12 +82,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from audit.errors import InvalidParameterError, invalid
-from audit.estimators import clopper_pearson_epsilon, gdp_fit_epsilon
-from audit.membership_metrics import membership_metrics
-from audit.simulation import local_update, trained_names
-from audit.updates import ClientData, LocalTraining
-from audit.validation import check_interval, check_options
+from audit.core.errors import InvalidParameterError, invalid
+from audit.privacy.estimators import clopper_pearson_epsilon, gdp_fit_epsilon
+from audit.metrics.membership import membership_metrics
+from audit.fl.simulation import local_update, trained_names
+from audit.core.updates import ClientData, LocalTraining
+from audit.core.validation import check_interval, check_options
 from defenses.gradient_autoencoder import LayerStats, layer_statistics
 
 OWNER = "statistics_membership_game"

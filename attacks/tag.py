@@ -28,7 +28,7 @@ Choices of this project (the paper does not fix them):
   a shorter record the client's loss masks its padding, so the dummy's tail positions are
   unconstrained and the L2 scale differs (the ``cosine`` distance is scale-free).
 * ``cut_at_eos`` (default true): every recovered position after the first ``<eos>`` (at
-  position >= 1) is set to ``<pad>``, the record format (:class:`audit.text_lm.ByteTokenizer`:
+  position >= 1) is set to ``<pad>``, the record format (:class:`audit.models.text_lm.ByteTokenizer`:
   after ``<eos>`` only padding), since those positions are unconstrained (above).
 * Init: ``z ~ N(0, 1)`` from the generator passed to :meth:`TAG.run`; ``restarts`` independent
   runs one after the other, the one with the smallest final distance kept.
@@ -36,10 +36,10 @@ Choices of this project (the paper does not fix them):
   the learning rate decayed by a cosine schedule to 0; ``alpha`` default 0.01.
 * Update kinds: a gradient is matched as is; a model delta of one local step is ``lr *
   gradient`` (``delta = theta_broadcast - theta_after`` points uphill,
-  :mod:`audit.updates`), so it is divided by the client's ``lr`` and matched as a gradient; a
+  :mod:`audit.core.updates`), so it is divided by the client's ``lr`` and matched as a gradient; a
   model delta of several local steps is used as a direction only, matched with ``1 - cos``
   whatever ``distance`` says (stats ``cosine_matching`` 1.0).
-* The client's loss is re-simulated as :func:`audit.simulation.local_update` computes it
+* The client's loss is re-simulated as :func:`audit.fl.simulation.local_update` computes it
   (``nn.CrossEntropyLoss`` on the (N, V, T) logits, mean over the ``B (T - 1)`` target
   positions), with soft targets; class weights, if a task had any, weight the soft targets but
   the mean stays over positions (torch's rule for probability targets).
@@ -57,11 +57,11 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from attacks.gradient_matching import attack_copy, cosine_distance, l2_distance, observed_tensors
-from audit.attack import Attack, AttackResult, AttackView
-from audit.errors import invalid
-from audit.text_lm import ByteTokenizer
-from audit.updates import UpdateKind
-from audit.validation import (
+from audit.core.attack import Attack, AttackResult, AttackView
+from audit.core.errors import invalid
+from audit.models.text_lm import ByteTokenizer
+from audit.core.updates import UpdateKind
+from audit.core.validation import (
     check_bool,
     check_interval,
     check_known_keys,
@@ -75,7 +75,7 @@ PARAMS = ("steps", "restarts", "lr", "alpha", "distance", "cut_at_eos")
 
 
 class _SoftInputLM(nn.Module):
-    """The GPT-2 of a :class:`audit.text_lm.CausalLM` on soft one-hot inputs (B, T, V) ->
+    """The GPT-2 of a :class:`audit.models.text_lm.CausalLM` on soft one-hot inputs (B, T, V) ->
     logits (B, V, T). Its parameter names are the CausalLM's (both hold the model as ``lm``)."""
 
     def __init__(self, lm: nn.Module) -> None:

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from audit.attack import Attack, AttackResult, AttackView
-from audit.errors import InvalidParameterError
-from audit.validation import check_positive
+from audit.core.attack import Attack, AttackResult, AttackView
+from audit.core.errors import InvalidParameterError
+from audit.core.validation import check_positive
 
 
 def leaked_tokens(embedding_gradient: torch.Tensor, *, factor: float = 5.0) -> set[int]:

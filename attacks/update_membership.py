@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from audit.attack import Attack, AttackResult, MembershipView
-from audit.updates import UpdateKind
-from audit.validation import check_interval, check_options
+from audit.core.attack import Attack, AttackResult, MembershipView
+from audit.core.updates import UpdateKind
+from audit.core.validation import check_interval, check_options
 
 
 def per_example_gradients(model, inputs: torch.Tensor, labels: torch.Tensor, *,
@@ -97,7 +97,7 @@ class UpdateMembership(Attack):
     def _loss_change(self, view: MembershipView, update: torch.Tensor) -> torch.Tensor:
         import copy
 
-        from audit.membership_signals import query
+        from attacks.membership_signals import query
 
         step = view.local_training.lr if view.observation.kind is UpdateKind.GRADIENT else 1.0
         after = copy.deepcopy(view.model)

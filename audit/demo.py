@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from audit.attack import ATTACKS
-from audit.config import AuditConfig
+from audit.core.attack import ATTACKS
+from audit.core.config import AuditConfig
 from audit.harness import attack_run, prepare
-from audit.lpips_metric import LpipsScorer
-from audit.membership_audit import TrainingBackend, membership_finding, prepare_membership
+from audit.metrics.lpips_metric import LpipsScorer
+from audit.membership.membership_audit import TrainingBackend, membership_finding, prepare_membership
 
 DEFENSES_UNDER_TEST: list[tuple[str, dict[str, Any]]] = [
     ("fedsgd", {}),

@@ -22,30 +22,29 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-import attacks  # noqa: F401  (registers the attacks)
-import defenses  # noqa: F401  (registers the defenses)
-from audit.attack import ATTACKS, Attack, AttackView
-from audit.claims import PrivacyClaim
-from audit.config import AuditConfig
-from audit.datasets import ImageDataset, create_dataset
-from audit.defense import DEFENSES, Defense, FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.lpips_metric import LpipsScorer
-from audit.metrics import score_reconstructions
-from audit.models import create_model
-from audit.pretraining import pretrain
-from audit.region_metrics import score_regions
-from audit.scoring import (
+from audit.core.attack import ATTACKS, Attack, AttackView
+from audit.core.claims import PrivacyClaim
+from audit.core.config import AuditConfig
+from audit.data.dataset import ImageDataset
+from audit.data.registry import create_dataset
+from audit.core.defense import DEFENSES, Defense, FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.metrics.lpips_metric import LpipsScorer
+from audit.metrics.image import score_reconstructions
+from audit.models.registry import create_model
+from audit.fl.pretraining import pretrain
+from audit.metrics.region import score_regions
+from audit.metrics.scoring import (
     align,
     gradient_recovery_metrics,
     label_accuracy,
     label_summary,
     update_recovery_summaries,
 )
-from audit.simulation import ClientData, FederatedSimulation, Transcript, local_update
-from audit.text_scoring import score_text
-from audit.updates import LocalTraining
-from audit.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
+from audit.fl.simulation import ClientData, FederatedSimulation, Transcript, local_update
+from audit.metrics.text_scoring import score_text
+from audit.core.updates import LocalTraining
+from audit.core.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
 from reports.images import image_grid_png, png_base64
 
 MAX_GRID_IMAGES = 16
@@ -339,21 +338,21 @@ def run_audit_findings(
 ) -> list[dict[str, Any]]:
     """The attack's finding, then (with ``estimator``) the empirical-epsilon finding.
 
-    A membership attack goes through :mod:`audit.membership_audit` (its target is a model
+    A membership attack goes through :mod:`audit.membership.membership_audit` (its target is a model
     trained on a member set, shadow models trained on ``training_backend``).
     """
     validate(config)
     attack = ATTACKS.create(config.attack, **config.attack_params)
     if attack.family == "model-extraction":
-        from audit.extraction_audit import run_extraction_findings
+        from audit.extraction.extraction_audit import run_extraction_findings
 
         if estimator:
             raise InvalidParameterError(
                 f"The 'estimator' parameter does not apply to attack {attack.name!r} (model "
                 f"extraction; its defense makes no DP claim). Got {estimator!r} instead.")
-        return run_extraction_findings(config, device=device, progress=progress)
+        return run_extraction_findings(config, prepare, device=device, progress=progress)
     if attack.family == "membership-inference":
-        from audit.membership_audit import TrainingBackend, run_membership_findings
+        from audit.membership.membership_audit import TrainingBackend, run_membership_findings
 
         findings = run_membership_findings(config, device=device, progress=progress,
                                            backend=training_backend or TrainingBackend())
@@ -365,11 +364,11 @@ def run_audit_findings(
         finding = attack_run(run, attack, device=device, lpips_scorer=lpips_scorer, progress=progress)
         findings = [finding]
         if run.defense.first_update_round() > 0:  # e.g. DR-Encoder's unnoised statistics
-            from audit.statistics_audit import stage1_statistics_finding
+            from audit.privacy.auditing.statistics_audit import stage1_statistics_finding
 
             findings.append(stage1_statistics_finding(run, seed=config.seed))
     if estimator:
-        from audit.privacy_audit import privacy_finding
+        from audit.privacy.auditing.defense_audit import privacy_finding
 
         claim_tm = create_threat_model(run.defense.default_threat_model).to_dict()
         findings.append(privacy_finding(

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from audit.estimators import best_one_run_epsilon, clopper_pearson_epsilon, gdp_fit_epsilon
+from audit.privacy.estimators import best_one_run_epsilon, clopper_pearson_epsilon, gdp_fit_epsilon
 
 DELTA = 1e-5
 

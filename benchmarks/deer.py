@@ -6,10 +6,10 @@ Dirichlet(0.1), 50 rounds x 5 local epochs, SGD lr 0.01 momentum 0.9, batch 10-4
 
 * data: scikit-learn digits resized to ``--size`` (16) px, shuffled (seed); 400 images
   pre-train the base, 300 are the test set, the rest go to 12 clients by a Dirichlet(0.1)
-  label split (:func:`audit.client_splits.dirichlet_split`, at least 5 images each);
+  label split (:func:`audit.fl.client_splits.dirichlet_split`, at least 5 images each);
 * model: ``vit-lora`` (hidden 64, 4 layers, 4 heads, patch 4; LoRA r = 8, alpha = 8 on
   query/key/value); the base and its head are pre-trained centrally for
-  ``--pretrain-steps`` SGD steps (:func:`audit.pretraining.pretrain`, LoRA untouched), then
+  ``--pretrain-steps`` SGD steps (:func:`audit.fl.pretraining.pretrain`, LoRA untouched), then
   frozen: the federated runs train LoRA only, all from the same pre-trained weights;
 * federated fine-tuning: ``--rounds`` T rounds of ``--local-steps`` E full-batch SGD steps
   at ``--lr``, all 12 clients every round; a DEeR round is two phases (B, then A), i.e. two
@@ -51,15 +51,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    import defenses  # noqa: F401  (registers the defenses)
-    from audit.client_splits import dirichlet_split
-    from audit.datasets import create_dataset
-    from audit.defense import DEFENSES, FederationSchedule
-    from audit.device import resolve_device
-    from audit.models import create_model
-    from audit.pretraining import pretrain
-    from audit.simulation import FederatedSimulation
-    from audit.updates import ClientData
+    from audit.fl.client_splits import dirichlet_split
+    from audit.data.registry import create_dataset
+    from audit.core.defense import DEFENSES, FederationSchedule
+    from audit.core.device import resolve_device
+    from audit.models.registry import create_model
+    from audit.fl.pretraining import pretrain
+    from audit.fl.simulation import FederatedSimulation
+    from audit.core.updates import ClientData
 
     device = resolve_device(args.device)
     print(f"torch threads: 1; device: {device}")

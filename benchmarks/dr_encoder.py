@@ -46,7 +46,7 @@ K = 8  # clients of the utility runs
 
 
 def _defense(method: str, eps: float | None, args, *, server_lr: float = 1.0):
-    from audit.defense import DEFENSES
+    from audit.core.defense import DEFENSES
 
     common = {"local_steps": args.local_steps, "lr": args.lr, "momentum": args.momentum}
     if method == "fedavg":
@@ -72,13 +72,13 @@ def _label(method: str, eps: float | None, server_lr: float) -> tuple[str, str]:
 
 
 def utility(args) -> None:
-    from audit.datasets import create_dataset
-    from audit.defense import FederationSchedule
-    from audit.models import create_model
-    from audit.simulation import FederatedSimulation
-    from audit.text_lm import ByteTokenizer
-    from audit.text_records import canary_exposure
-    from audit.updates import ClientData
+    from audit.data.registry import create_dataset
+    from audit.core.defense import FederationSchedule
+    from audit.models.registry import create_model
+    from audit.fl.simulation import FederatedSimulation
+    from audit.models.text_lm import ByteTokenizer
+    from audit.data.generated.text_records import canary_exposure
+    from audit.core.updates import ClientData
 
     ds = create_dataset("records", num_items=512 + 128, length=64, clients=K, canaries=4,
                         canary_repeats=4, seed=args.seed)
@@ -132,7 +132,7 @@ def utility(args) -> None:
 
 
 def _config(method: str, eps: float | None, slr: float, args, attack: str, targets: str, **attack_params):
-    from audit.config import AuditConfig
+    from audit.core.config import AuditConfig
 
     return AuditConfig(
         defense=method, defense_params=_defense_params(method, eps, args, slr),
@@ -163,11 +163,11 @@ def _metric(finding: dict, name: str) -> float | None:
 
 def attack_section(args) -> None:
     from attacks.token_set_leakage import leaked_tokens, token_rows
-    from audit.attack import ATTACKS, AttackResult, AttackView
+    from audit.core.attack import ATTACKS, AttackResult, AttackView
     from audit.harness import prepare, raw_update, targets
-    from audit.scoring import gradient_recovery_metrics
-    from audit.text_scoring import score_text
-    from audit.updates import ModelUpdate
+    from audit.metrics.scoring import gradient_recovery_metrics
+    from audit.metrics.text_scoring import score_text
+    from audit.core.updates import ModelUpdate
 
     dev = torch.device("cpu")
     tag = ATTACKS.create("tag", steps=args.tag_steps)
@@ -226,11 +226,11 @@ def attack_section(args) -> None:
 def stage1(args) -> None:
     from attacks.statistics_leakage import update_norms
     from attacks.statistics_membership import statistics_membership_game
-    from audit.datasets import create_dataset
-    from audit.defense import DEFENSES
-    from audit.models import create_model
-    from audit.simulation import local_update
-    from audit.updates import ClientData
+    from audit.data.registry import create_dataset
+    from audit.core.defense import DEFENSES
+    from audit.models.registry import create_model
+    from audit.fl.simulation import local_update
+    from audit.core.updates import ClientData
     from defenses.gradient_autoencoder import layer_statistics
 
     ds = create_dataset("records", num_items=600, length=64, clients=K, canaries=1, canary_repeats=1,
@@ -264,8 +264,8 @@ def stage1(args) -> None:
 
 
 def epsilon_audit(args) -> None:
-    from audit.defense import FederationSchedule
-    from audit.privacy_audit import privacy_finding
+    from audit.core.defense import FederationSchedule
+    from audit.privacy.auditing.defense_audit import privacy_finding
 
     print(f"\n## 4. Empirical epsilon of the stage-2 code mechanism (Clopper-Pearson 95%, {args.trials} trials per side)")
     for e in args.epsilons.split(","):
@@ -303,8 +303,6 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    import attacks  # noqa: F401  (registers the attacks)
-    import defenses  # noqa: F401  (registers the defenses)
 
     print("torch threads: 1; device: cpu")
     sections = {"utility": utility, "attacks": attack_section, "stage1": stage1, "epsilon": epsilon_audit}

@@ -8,7 +8,7 @@ tokens), ``tiny-lm`` (GPT-2, 2 layers, hidden 64) pre-trained centrally for
 ``--pretrain-steps`` on records no client holds (FedQSN fine-tunes a pre-trained model);
 ``--clients`` clients of ``--client-size`` records; ``--rounds`` rounds of ``--local-steps``
 full-batch SGD steps at ``--lr``; every run goes through the audit harness
-(:mod:`audit.extraction_audit`), so each row is one ``fedaudit audit --defense fedqsn
+(:mod:`audit.extraction.extraction_audit`), so each row is one ``fedaudit audit --defense fedqsn
 --attack proxy-extraction`` finding. Quality is perplexity on 256 held-out records (lower
 is better); "gap closed" = (proxy - extracted) / (proxy - global).
 
@@ -49,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    from audit.config import AuditConfig
+    from audit.core.config import AuditConfig
     from audit.harness import run_audit_findings
 
     findings = []
@@ -76,7 +76,7 @@ def main() -> None:
           f"{args.pretrain_steps} steps")
     sections = set(args.sections.split(","))
     if "fedavg" in sections:  # the reference: plain FedAvg, whose clients get the global model
-        from audit.extraction_audit import held_out_quality
+        from audit.extraction.extraction_audit import held_out_quality
         from audit.harness import prepare
 
         t = time.perf_counter()
@@ -123,8 +123,8 @@ def main() -> None:
                           f"{m['weights_seen_fraction_server_masked']['mean']:>11.2f} "
                           f"{time.perf_counter() - t:>4.0f}", flush=True)
     if args.out:
-        from audit.environment import environment_info
-        from audit.report_assembly import assemble_report, write_report
+        from audit.core.environment import environment_info
+        from reports.assembly import assemble_report, write_report
 
         report = assemble_report(findings, title="FedQSN: proxies and model extraction",
                                  command="python3 benchmarks/fedqsn.py", seed=args.seed,

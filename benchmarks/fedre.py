@@ -28,9 +28,9 @@ import time
 import numpy as np
 import torch
 
-from audit.config import AuditConfig
+from audit.core.config import AuditConfig
 from audit.harness import attack_run, prepare
-from audit.attack import ATTACKS
+from audit.core.attack import ATTACKS
 
 
 def _metric(finding, name):
@@ -68,13 +68,13 @@ def privacy(args, device):
 
 
 def utility(args, device):
-    from audit.datasets import create_dataset
-    from audit.defense import DEFENSES, FederationSchedule
-    from audit.documents import template_split
-    from audit.models import create_model
-    from audit.segmentation_metrics import evaluate_segmentation
-    from audit.simulation import FederatedSimulation
-    from audit.updates import ClientData
+    from audit.data.registry import create_dataset
+    from audit.core.defense import DEFENSES, FederationSchedule
+    from audit.data.generated.documents import template_split
+    from audit.models.registry import create_model
+    from audit.metrics.segmentation import evaluate_segmentation
+    from audit.fl.simulation import FederatedSimulation
+    from audit.core.updates import ClientData
 
     ds = create_dataset("documents", size=64, num_items=400, seed=args.seed)
     train, public, test = np.arange(0, 304), np.arange(304, 320), np.arange(320, 400)
@@ -124,7 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     args.epsilons = [float(e) for e in args.epsilons.split(",")]
     torch.set_num_threads(1)
-    from audit.device import resolve_device
+    from audit.core.device import resolve_device
 
     device = resolve_device(args.device)
     print(f"torch threads: 1; device: {device}")

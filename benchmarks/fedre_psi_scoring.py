@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from audit.device import describe_device, resolve_device, set_threads
-from audit.models import MODELS, create_model
+from audit.core.device import describe_device, resolve_device, set_threads
+from audit.models.registry import MODELS, create_model
 from defenses.psi_scores import parameter_layers, psi_layer_scores, psi_layer_scores_loop
 
 

@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from audit.cli import main as cli
+    from audit.cli.main import main as cli
     from reports.io import load_report
 
     out = args.out or Path(tempfile.mkdtemp(prefix="fedaudit-flower-"))
@@ -83,10 +83,9 @@ def main() -> None:
               f"{audit['epsilon_claim']:10.3f} {'-' if as_run is None else f'{as_run:.3f}':>10s} "
               f"{audit['estimate']['epsilon']:8.3f}  {audit['verdict']:11s} {took:5.1f} s")
 
-    import defenses  # noqa: F401
-    from audit.defense import DEFENSES, FederationSchedule
-    from audit.privacy_audit import estimate, verdict
-    from audit.updates import ModelUpdate, UpdateKind
+    from audit.core.defense import DEFENSES, FederationSchedule
+    from audit.privacy.auditing.defense_audit import estimate, verdict
+    from audit.core.updates import ModelUpdate, UpdateKind
 
     print("\nexample weighting (DifferentialPrivacyClientSideFixedClipping(FedAvg), z = 2, 4 clients):")
     for weights in ([250, 250, 250, 250], [1, 1, 1, 997]):

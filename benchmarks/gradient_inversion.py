@@ -24,9 +24,9 @@ import time
 
 import torch
 
-from audit.attack import ATTACKS
-from audit.config import AuditConfig
-from audit.device import describe_device, resolve_device, set_threads
+from audit.core.attack import ATTACKS
+from audit.core.config import AuditConfig
+from audit.core.device import describe_device, resolve_device, set_threads
 from audit.harness import attack_run, prepare, run_audit
 
 

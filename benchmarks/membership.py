@@ -32,13 +32,13 @@ import time
 import numpy as np
 import torch
 
-import attacks  # noqa: F401
-from audit.attack import ATTACKS
-from audit.config import AuditConfig
-from audit.membership_audit import TrainingBackend, attack_scores, empirical_epsilon, prepare_membership
-from audit.membership_game import TrainingRecipe, balanced_masks, shadow_seed, train_federated
-from audit.membership_metrics import membership_metrics
-from audit.parallel_training import shutdown_ray, train_models
+from audit.core.attack import ATTACKS
+from audit.core.config import AuditConfig
+from audit.membership.membership_audit import TrainingBackend, attack_scores, empirical_epsilon, prepare_membership
+from attacks.membership_signals import balanced_masks
+from audit.membership.game import TrainingRecipe, shadow_seed, train_federated
+from audit.metrics.membership import membership_metrics
+from audit.fl.parallel_training import shutdown_ray, train_models
 
 FEDAVG = {"local_steps": 5, "lr": 0.5}
 
@@ -109,8 +109,8 @@ def update_table(args):
 
 
 def ray_speedup(args):
-    from audit.datasets import create_dataset
-    from audit.membership_game import make_game
+    from audit.data.registry import create_dataset
+    from audit.membership.game import make_game
 
     game = make_game(create_dataset("purchase-synthetic"), num_candidates=2000,
                      num_population=1000, seed=args.seed)

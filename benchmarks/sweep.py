@@ -2,7 +2,7 @@
 
 Eight small audits — FedSGD and DP-FedAvg (clip 1, noise multiplier 0.01 / 0.1 / 1) x
 Inverting Gradients (300 iterations, 1 restart) on 4 digits clients (convnet width 4) x
-seeds 0, 1; each about 5-8 s on one core — run by :func:`audit.sweep.run_sweep` with the
+seeds 0, 1; each about 5-8 s on one core — run by :func:`audit.sweep.runner.run_sweep` with the
 serial backend (in this process, one torch thread) and with a fresh local Ray of
 ``--workers`` CPUs (one run and one torch thread per worker). Prints each run's time, the
 wall time of both sweeps, their ratio, Ray's start-up (``ray.init``), the threads each run
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from audit.parallel_training import shutdown_ray  # noqa: E402
+from audit.fl.parallel_training import shutdown_ray  # noqa: E402
 from audit.sweep import parse_spec, run_sweep  # noqa: E402
 from reports.io import load_report  # noqa: E402
 from reports.schema import strip_volatile  # noqa: E402

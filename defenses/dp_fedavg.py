@@ -9,7 +9,7 @@ Wraps an inner FedAvg/FedSGD (as Flower's DP strategies wrap a strategy):
   ``N(0, (z C)^2)`` to their sum and divides by the expected number of clients; the claim
   holds against anyone who sees aggregates.
 
-The claim comes from :mod:`audit.accounting` (dp_accounting), never from local arithmetic.
+The claim comes from :mod:`audit.privacy.accounting.accountants` (dp_accounting), never from local arithmetic.
 
 Choices (the papers leave them open or the simulation forces them):
 
@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from audit.accounting import (
+from audit.privacy.accounting.accountants import (
     ACCOUNTANTS,
     GaussianEventSpec,
     Neighbouring,
@@ -40,11 +40,11 @@ from audit.accounting import (
     calibrate_noise_multiplier,
     epsilon,
 )
-from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.updates import ModelUpdate, UpdateKind
-from audit.validation import (
+from audit.core.claims import PrivacyClaim, TrustModel
+from audit.core.defense import FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.core.updates import ModelUpdate, UpdateKind
+from audit.core.validation import (
     check_interval,
     check_nonnegative,
     check_options,

@@ -39,19 +39,19 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from audit.accounting import (
+from audit.privacy.accounting.accountants import (
     GaussianEventSpec,
     Neighbouring,
     accountant_label,
     calibrate_noise_multiplier,
     epsilon,
 )
-from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import FederationSchedule, KeyedDefense
-from audit.errors import InvalidParameterError
-from audit.simulation import trained_names
-from audit.updates import ClientData, LocalTraining, ModelUpdate
-from audit.validation import (
+from audit.core.claims import PrivacyClaim, TrustModel
+from audit.core.defense import FederationSchedule, KeyedDefense
+from audit.core.errors import InvalidParameterError
+from audit.fl.simulation import trained_names
+from audit.core.updates import ClientData, LocalTraining, ModelUpdate
+from audit.core.validation import (
     check_interval,
     check_noise_or_target,
     check_positive,
@@ -219,7 +219,7 @@ class DREncoder(KeyedDefense):
         noise = torch.randn(code.shape, generator=generator, device=generator.device)
         return code + float(self.noise_multiplier) * self.clip_norm * noise.to(code), norm
 
-    # -- DP auditing (audit.privacy_audit) ------------------------------------------------
+    # -- DP auditing (audit.privacy.auditing.defense_audit) ------------------------------------------------
 
     def canary_client_side(self, update: ModelUpdate, *, generator: torch.Generator) -> ModelUpdate:
         """A white-box canary client's release: each tensor of ``update`` is taken as the code

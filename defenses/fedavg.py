@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from audit.claims import PrivacyClaim
-from audit.defense import Defense, FederationSchedule
-from audit.updates import LocalTraining, ModelUpdate, UpdateKind, average
-from audit.validation import check_interval, check_known_keys, check_positive
+from audit.core.claims import PrivacyClaim
+from audit.core.defense import Defense, FederationSchedule
+from audit.core.updates import LocalTraining, ModelUpdate, UpdateKind, average
+from audit.core.validation import check_interval, check_known_keys, check_positive
 
 
 class FedAvg(Defense):
@@ -91,8 +91,8 @@ INNER_KEYS = ("base", "local_steps", "lr", "momentum")
 def inner_from_params(params: dict[str, Any], owner: str) -> FedAvg:
     """The inner FedSGD/FedAvg of a wrapping defense, popping ``base`` (fedsgd, the
     default, or fedavg), ``local_steps``, ``lr`` and ``momentum`` from ``params``."""
-    from audit.errors import InvalidParameterError
-    from audit.validation import check_options
+    from audit.core.errors import InvalidParameterError
+    from audit.core.validation import check_options
 
     base = check_options("base", owner, params.pop("base", "fedsgd"), ("fedsgd", "fedavg"))
     inner_params = {k: params.pop(k) for k in ("local_steps", "lr", "momentum") if k in params}

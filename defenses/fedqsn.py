@@ -49,11 +49,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from audit.claims import PrivacyClaim
-from audit.defense import FederationSchedule, KeyedDefense
-from audit.errors import InvalidParameterError
-from audit.updates import ClientData, LocalTraining, ModelUpdate
-from audit.validation import check_bool, check_interval, check_options
+from audit.core.claims import PrivacyClaim
+from audit.core.defense import FederationSchedule, KeyedDefense
+from audit.core.errors import InvalidParameterError
+from audit.core.updates import ClientData, LocalTraining, ModelUpdate
+from audit.core.validation import check_bool, check_interval, check_options
 from defenses.nf_quantizer import MAX_BITS, MIN_BITS, quantize_dequantize
 from defenses.proxy_model import MaskedLayer, ShippedProxy
 from defenses.unit_masks import (

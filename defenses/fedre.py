@@ -54,9 +54,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from audit.errors import InvalidParameterError
-from audit.updates import ClientData, ModelUpdate, UpdateKind, average
-from audit.validation import check_interval, check_options, check_positive
+from audit.core.errors import InvalidParameterError
+from audit.core.updates import ClientData, ModelUpdate, UpdateKind, average
+from audit.core.validation import check_interval, check_options, check_positive
 from defenses.fedavg import FedAvg
 from defenses.layerwise_ldp import LayerwiseLDP
 from defenses.psi_scores import normalized_budget_weights, psi_layer_scores

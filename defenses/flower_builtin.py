@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.defense import FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.flower_runtime import flower_call, import_flwr
-from audit.validation import (
+from audit.core.defense import FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.fl.flower_runtime import flower_call, import_flwr
+from audit.core.validation import (
     check_bool,
     check_interval,
     check_known_keys,

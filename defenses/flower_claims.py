@@ -13,7 +13,7 @@ Flower (``flwr`` 1.42) ships two kinds of DP:
   release.
 
 Each audit sets two claims side by side: **Flower's** (what its code or docs state) and the
-mechanism **as run**, accounted by :mod:`audit.accounting`. Where they differ the reason is
+mechanism **as run**, accounted by :mod:`audit.privacy.accounting.accountants`. Where they differ the reason is
 stated in the claim (the mismatches, each shown by a test in
 ``tests/defenses/test_flower_claims.py``):
 
@@ -32,7 +32,7 @@ stated in the claim (the mismatches, each shown by a test in
 
 Project choices: the as-run claims use the PLD accountant (tight); the zero-substitution
 view of one client (its clipped update replaced by zero, weights as in the run) is what the
-canaries of :mod:`audit.privacy_audit` measure; the weights of the run's worst round are used
+canaries of :mod:`audit.privacy.auditing.defense_audit` measure; the weights of the run's worst round are used
 for every round (exact when clients keep their data, an upper bound otherwise).
 """
 
@@ -43,9 +43,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from audit.accounting import GaussianEventSpec, Neighbouring, accountant_label, epsilon
-from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import FederationSchedule
+from audit.privacy.accounting.accountants import GaussianEventSpec, Neighbouring, accountant_label, epsilon
+from audit.core.claims import PrivacyClaim, TrustModel
+from audit.core.defense import FederationSchedule
 
 CENTRAL_UNIT = "one client (add-or-remove, L2 sensitivity C of the sum)"
 LOCAL_UNIT = "one client's local data (replace-one, L2 sensitivity 2C per release)"

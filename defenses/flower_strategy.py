@@ -3,7 +3,7 @@
 :class:`FlowerDefense` wraps a Flower (``flwr`` >= 1.42, Message API) ``Strategy`` and a list
 of client mods so that fedaudit's simulation, attacks and DP estimators run them exactly as
 Flower would: each round the strategy's own ``configure_train`` builds the TRAIN messages
-(from the broadcast weights, on a :class:`audit.flower_runtime.StubGrid` listing the sampled
+(from the broadcast weights, on a :class:`audit.fl.flower_runtime.StubGrid` listing the sampled
 clients), each client's reply (broadcast weights minus its raw update) passes through the
 mods in Flower's own chaining (``make_ffn``), and the strategy's own ``aggregate_train``
 turns the replies into the new weights. What an attack observes is Flower's output: a
@@ -21,7 +21,7 @@ Project choices, where Flower leaves it to its runtime:
 * The i-th client updating in a round receives the i-th message (by node id); clients keep
   fedaudit's local training (``local_steps`` SGD steps at ``lr``), Flower's message config
   is not read by them.
-* Arrays cross the adapter in float64 (see :mod:`audit.flower_runtime`).
+* Arrays cross the adapter in float64 (see :mod:`audit.fl.flower_runtime`).
 * Flower's randomness (``np.random``, ``random``) is seeded from the simulation's generator
   at every call, so an audit is deterministic under its seed.
 * The DP estimators' canaries go through deep copies of the same mods and strategy (the
@@ -39,10 +39,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from audit.claims import PrivacyClaim
-from audit.defense import Defense, FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.flower_runtime import (
+from audit.core.claims import PrivacyClaim
+from audit.core.defense import Defense, FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.fl.flower_runtime import (
     StubGrid,
     flower_call,
     from_arrays,
@@ -50,8 +50,8 @@ from audit.flower_runtime import (
     single_arrays,
     to_arrays,
 )
-from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
-from audit.validation import check_interval, check_positive
+from audit.core.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
+from audit.core.validation import check_interval, check_positive
 from defenses.flower_claims import central_claims, local_dp_claims
 
 Build = Callable[[FederationSchedule], tuple[Any, Sequence[Any]]]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 
 
 def global_l2_norm(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:

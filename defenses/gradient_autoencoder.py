@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audit.errors import InvalidParameterError
-from audit.validation import check_interval, check_positive
+from audit.core.errors import InvalidParameterError
+from audit.core.validation import check_interval, check_positive
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ A budget split is therefore a set of *shares* ``w_l >= 0`` summing to 1 of ``1/z
 ``z_l = z / sqrt(w_l)``. Shares are to a Gaussian what per-layer epsilons under basic
 composition are to pure DP, without basic composition's slack. The calibration of ``z``
 and every reported epsilon (per layer and total) come from the accountant
-(:mod:`audit.accounting`), never from this arithmetic; a test composes the per-layer
+(:mod:`audit.privacy.accounting.accountants`), never from this arithmetic; a test composes the per-layer
 events in dp_accounting and checks they give the claimed total.
 
 Choices: per-layer clip norms ``C_l = C / sqrt(L)`` ("equal", so the whole update has norm
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from audit.errors import InvalidParameterError
-from audit.validation import check_options, check_positive
+from audit.core.errors import InvalidParameterError
+from audit.core.validation import check_options, check_positive
 from defenses.gaussian_mechanism import add_gaussian_noise, clip_l2
 
 LAYER_CLIPS = ("equal", "dimension")

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from audit.accounting import (
+from audit.privacy.accounting.accountants import (
     GaussianEventSpec,
     Neighbouring,
     accountant_label,
@@ -33,10 +33,10 @@ from audit.accounting import (
     composed_epsilon,
     epsilon,
 )
-from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import FederationSchedule
-from audit.updates import ClientData, LocalTraining, ModelUpdate
-from audit.validation import check_interval, check_options, check_positive
+from audit.core.claims import PrivacyClaim, TrustModel
+from audit.core.defense import FederationSchedule
+from audit.core.updates import ClientData, LocalTraining, ModelUpdate
+from audit.core.validation import check_interval, check_options, check_positive
 from defenses.fedavg import FedAvg, WrappingDefense
 from defenses.layerwise_gaussian import LAYER_CLIPS, LayerBudget, clip_and_noise, layer_budgets
 from defenses.psi_scores import parameter_layers

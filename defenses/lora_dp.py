@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from audit.accounting import (
+from audit.privacy.accounting.accountants import (
     GaussianEventSpec,
     Neighbouring,
     accountant_label,
@@ -53,11 +53,11 @@ from audit.accounting import (
     composed_epsilon,
     epsilon,
 )
-from audit.claims import PrivacyClaim, TrustModel
-from audit.defense import FederationSchedule, KeyedDefense
-from audit.errors import InvalidParameterError
-from audit.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind, average
-from audit.validation import (
+from audit.core.claims import PrivacyClaim, TrustModel
+from audit.core.defense import FederationSchedule, KeyedDefense
+from audit.core.errors import InvalidParameterError
+from audit.core.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind, average
+from audit.core.validation import (
     check_interval,
     check_noise_or_target,
     check_positive,
@@ -157,7 +157,7 @@ class LoraDP(KeyedDefense):
 
     def setup_server(self, *, model: nn.Module, public: ClientData | None,
                      training: LocalTraining | None = None) -> None:
-        from audit.vit_lora import lora_pairs
+        from audit.models.lora import lora_pairs
 
         if self.noise_multiplier is None or self._schedule is None:
             raise RuntimeError("call prepare(schedule) before running the simulation")

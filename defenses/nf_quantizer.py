@@ -54,8 +54,8 @@ from dataclasses import dataclass
 
 import torch
 
-from audit.errors import invalid
-from audit.validation import check_interval
+from audit.core.errors import invalid
+from audit.core.validation import check_interval
 
 #: QLoRA's NF4 offset, also FedQSN's: the probability of the largest positive level
 NF_OFFSET = 0.9677083

@@ -72,8 +72,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
-from audit.errors import InvalidParameterError, invalid
-from audit.validation import check_interval
+from audit.core.errors import InvalidParameterError, invalid
+from audit.core.validation import check_interval
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -63,8 +63,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audit.errors import invalid
-from audit.validation import check_interval, check_options
+from audit.core.errors import invalid
+from audit.core.validation import check_interval, check_options
 
 COUNTS = ("total", "surviving", "bernoulli")
 
@@ -241,8 +241,8 @@ def _input_embedding(model: nn.Module) -> tuple[str, nn.Module]:
 
 
 def fedqsn_layers(model: nn.Module) -> dict[str, LayerSpec]:
-    """The layers of ``model`` (``tiny-lm`` of :mod:`audit.text_lm`, ``vit`` of
-    :mod:`audit.vit_lora`) that FedQSN masks (input embedding, attention-output and
+    """The layers of ``model`` (``tiny-lm`` of :mod:`audit.models.text_lm`, ``vit`` of
+    :mod:`audit.models.vit_lora`) that FedQSN masks (input embedding, attention-output and
     FFN-output projections: ``masked``) and quantizes (attention and FFN weight matrices:
     ``quantized``), keyed by weight parameter name, in model order."""
     emb_name, emb = _input_embedding(model)

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from reports.schema import SCHEMA_VERSION
 
 AUDIT_SCHEMA_PATH = Path(__file__).with_name("schemas") / f"audit-report-{SCHEMA_VERSION}.schema.json"

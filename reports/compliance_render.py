@@ -1,4 +1,4 @@
-"""Renderings of a compliance report (:mod:`reports.compliance`): a self-contained HTML page
+"""Renderings of a compliance report (:mod:`audit.compliance.compliance_report`): a self-contained HTML page
 (inline CSS, the epsilon plot and the findings' images as data URIs, a Content-Security-Policy
 that allows nothing else, every user string escaped by jinja2's autoescaping), Markdown for
 pull requests, and PDF (fpdf2, through :func:`reports.pdf.html_to_pdf` on a simpler HTML).

@@ -155,7 +155,7 @@ def _parts_view(claim: dict, *, collapsed: bool | None = None) -> dict | None:
     """Display strings for the per-part budget of a composed claim, or None.
 
     ``claim["parts"]`` may be absent (older reports), empty, a list (from JSON) or a tuple
-    (from :meth:`audit.claims.PrivacyClaim.to_dict`). Per-layer rows (name, epsilon, noise
+    (from :meth:`audit.core.claims.PrivacyClaim.to_dict`). Per-layer rows (name, epsilon, noise
     multiplier, clip norm, share) give the per-layer budget table (``kind`` ``"layers"``);
     any other rows, e.g. the per-round ``{"name", "noise_multiplier",
     "sensitivity_factor"}`` of an alternative claim, give a generic table (``kind``

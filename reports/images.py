@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from audit.errors import InvalidParameterError, invalid
+from audit.core.errors import InvalidParameterError, invalid
 
 _OWNER = "image_grid_png"
 _PAD_VALUE = 255  # white padding between cells

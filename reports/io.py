@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from audit.errors import InvalidParameterError, invalid
+from audit.core.errors import InvalidParameterError, invalid
 from reports.schema import validate_report
 
 _NEW_FILE_MODE = 0o644

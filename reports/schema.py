@@ -1,7 +1,7 @@
 """Structure of ``report.json`` (schema version 1.0) and its validation.
 
 :func:`validate_report` checks required keys, types and enumerations, and raises
-:class:`~audit.errors.InvalidParameterError` with a one-line message that names the
+:class:`~audit.core.errors.InvalidParameterError` with a one-line message that names the
 offending key path, e.g. ``findings[0].claim.epsilon``. Unknown extra keys are allowed
 (so that a report can carry more than the renderers show). The optional
 ``findings[i].claim.parts`` (per-layer budgets of a composed claim, or per-round rows
@@ -22,7 +22,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 
 SCHEMA_VERSION = "1.0"
 VOLATILE_KEYS = ("created_utc", "runtime_s")

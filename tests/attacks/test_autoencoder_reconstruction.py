@@ -9,18 +9,17 @@ import copy
 import pytest
 import torch
 
-import defenses  # noqa: F401  (registers the defenses)
 from attacks.autoencoder_reconstruction import (
     gradient_recovery_metrics,
     server_reconstruction,
     shadow_autoencoder,
     shadow_reconstruction,
 )
-from audit.datasets import create_dataset
-from audit.defense import DEFENSES, FederationSchedule
-from audit.models import create_model
-from audit.simulation import FederatedSimulation, local_update
-from audit.updates import ClientData
+from audit.data.registry import create_dataset
+from audit.core.defense import DEFENSES, FederationSchedule
+from audit.models.registry import create_model
+from audit.fl.simulation import FederatedSimulation, local_update
+from audit.core.updates import ClientData
 
 
 def test_metrics_closed_forms():

@@ -6,11 +6,11 @@ from torch import nn
 
 from attacks.analytic_fc import AnalyticFC, first_linear
 from attacks.label_recovery import count_labels, idlg_labels
-from audit.attack import AttackView
-from audit.errors import InvalidParameterError
-from audit.simulation import ClientData, local_update
-from audit.threat_model import create_threat_model
-from audit.updates import LocalTraining, UpdateKind
+from audit.core.attack import AttackView
+from audit.core.errors import InvalidParameterError
+from audit.fl.simulation import ClientData, local_update
+from audit.core.threat_model import create_threat_model
+from audit.core.updates import LocalTraining, UpdateKind
 
 
 def _view(model, x, y, training=LocalTraining()):

@@ -15,9 +15,9 @@ from attacks.proxy_extraction import (
     infer_keep,
     unit_rounds,
 )
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.updates import ClientData
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.core.updates import ClientData
 from defenses.nf_quantizer import max_roundtrip_error, quantize_blockwise, quantize_dequantize
 from defenses.proxy_model import MaskedLayer, ShippedProxy
 from defenses.unit_masks import apply_unit_mask, client_mask, fedqsn_layers, inverted_dropout_scale, server_mask

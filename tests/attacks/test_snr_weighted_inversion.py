@@ -8,7 +8,7 @@ from attacks.snr_weighted_inverting_gradients import (
     SNRWeightedInvertingGradients,
     snr_layer_weights,
 )
-from audit.attack import ATTACKS
+from audit.core.attack import ATTACKS
 
 
 def test_weights_are_the_signal_share_of_each_layers_energy():

@@ -32,11 +32,11 @@ from attacks.statistics_membership import (
     statistics_from_observation,
     statistics_membership_game,
 )
-from audit.datasets import create_dataset
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.simulation import local_update
-from audit.updates import ClientData, LocalTraining, UpdateKind
+from audit.data.registry import create_dataset
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.fl.simulation import local_update
+from audit.core.updates import ClientData, LocalTraining, UpdateKind
 from defenses.dr_encoder import DREncoder
 from defenses.gradient_autoencoder import LayerStats
 

@@ -14,15 +14,15 @@ from torch.func import functional_call
 
 from attacks.gradient_matching import attack_copy
 from attacks.tag import TAG, _SoftInputLM
-from audit.attack import AttackView
-from audit.datasets import create_dataset
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.simulation import local_update
-from audit.text_lm import ByteTokenizer
-from audit.text_metrics import decode_tokens, rouge_scores, token_accuracy
-from audit.threat_model import create_threat_model
-from audit.updates import ClientData, LocalTraining, UpdateKind
+from audit.core.attack import AttackView
+from audit.data.registry import create_dataset
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.fl.simulation import local_update
+from audit.models.text_lm import ByteTokenizer
+from audit.metrics.text import decode_tokens, rouge_scores, token_accuracy
+from audit.core.threat_model import create_threat_model
+from audit.core.updates import ClientData, LocalTraining, UpdateKind
 
 T = 20  # records are longer, so every item is cut to 20 tokens: <bos> + 19 bytes, no padding
 CPU = torch.device("cpu")

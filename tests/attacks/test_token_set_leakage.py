@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from attacks.token_set_leakage import leaked_tokens, token_set_metrics
-from audit.datasets import create_dataset
-from audit.models import create_model
-from audit.simulation import local_update
-from audit.updates import ClientData, LocalTraining
+from audit.data.registry import create_dataset
+from audit.models.registry import create_model
+from audit.fl.simulation import local_update
+from audit.core.updates import ClientData, LocalTraining
 
 PAD = 256
 

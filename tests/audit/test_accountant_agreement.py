@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from audit.accounting import GaussianEventSpec, epsilon
+from audit.privacy.accounting.accountants import GaussianEventSpec, epsilon
 
 FAST_GRID = [
     *itertools.product([1.0, 2.0, 4.0], [0.01, 0.1], [1, 10, 1000]),

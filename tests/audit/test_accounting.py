@@ -6,13 +6,13 @@ import math
 import pytest
 from scipy.stats import norm
 
-from audit.accounting import (
+from audit.privacy.accounting.accountants import (
     GaussianEventSpec,
     Neighbouring,
     calibrate_noise_multiplier,
     epsilon,
 )
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 
 
 def exact_gaussian_delta(eps: float, sigma_over_sensitivity: float) -> float:

@@ -9,8 +9,8 @@ far less in practice because the bound is loose), which the sweep test checks.
 
 import pytest
 
-from audit.bug_zoo import BUGS, zoo
-from audit.mechanism_tester import laplace_reachability_scores, test_mechanism
+from audit.privacy.testing.bug_zoo import BUGS, zoo
+from audit.privacy.testing.mechanism_tester import laplace_reachability_scores, test_mechanism
 
 
 def _test(bug, *, correct, seed=0, samples=300_000):

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from attacks.gradient_matching import attack_copy, make_update_fn
-from audit.simulation import local_update
-from audit.updates import ClientData, LocalTraining, UpdateKind
+from audit.fl.simulation import local_update
+from audit.core.updates import ClientData, LocalTraining, UpdateKind
 
 
 def test_weighted_local_update_matches_weighted_cross_entropy_and_the_attack_replay():

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from audit.datasets import create_dataset
-from audit.errors import InvalidParameterError
+from audit.data.registry import create_dataset
+from audit.core.errors import InvalidParameterError
 
 
 @pytest.mark.parametrize(

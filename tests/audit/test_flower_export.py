@@ -10,11 +10,10 @@ pytest.importorskip("flwr")
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict  # noqa: E402
 from flwr.client.mod.utils import make_ffn  # noqa: E402
 
-import defenses  # noqa: E402,F401
-from audit.defense import DEFENSES, FederationSchedule  # noqa: E402
-from audit.errors import InvalidParameterError  # noqa: E402
-from audit.flower_export import defense_mod, defense_strategy  # noqa: E402
-from audit.flower_runtime import StubGrid, flower_call, isolated_simulation  # noqa: E402
+from audit.core.defense import DEFENSES, FederationSchedule  # noqa: E402
+from audit.core.errors import InvalidParameterError  # noqa: E402
+from audit.integrations.flower.export import defense_mod, defense_strategy  # noqa: E402
+from audit.fl.flower_runtime import StubGrid, flower_call, isolated_simulation  # noqa: E402
 
 
 def _train_message(weights, server_round=1):

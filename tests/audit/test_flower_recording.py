@@ -6,20 +6,19 @@ import torch
 
 pytest.importorskip("flwr")
 
-import attacks  # noqa: E402,F401
-from audit.attack import ATTACKS  # noqa: E402
-from audit.errors import InvalidParameterError  # noqa: E402
-from audit.flower_recording import attack_views, recording_strategy  # noqa: E402
-from audit.flower_runtime import isolated_simulation  # noqa: E402
-from audit.simulation import Transcript  # noqa: E402
-from audit.updates import LocalTraining, UpdateKind  # noqa: E402
+from audit.core.attack import ATTACKS  # noqa: E402
+from audit.core.errors import InvalidParameterError  # noqa: E402
+from audit.integrations.flower.recording import attack_views, recording_strategy  # noqa: E402
+from audit.fl.flower_runtime import isolated_simulation  # noqa: E402
+from audit.fl.simulation import Transcript  # noqa: E402
+from audit.core.updates import LocalTraining, UpdateKind  # noqa: E402
 
 TRAINING = LocalTraining(steps=1, lr=0.1, kind=UpdateKind.MODEL_DELTA)
 
 
 def _digits_and_model():
-    from audit.datasets import create_dataset
-    from audit.models import create_model
+    from audit.data.registry import create_dataset
+    from audit.models.registry import create_model
 
     data = create_dataset("digits")
     torch.manual_seed(0)
@@ -39,8 +38,8 @@ def test_analytic_attack_recovers_each_clients_image_from_a_flower_simulation():
 
     @client_app.train()
     def train(msg, context):  # an ordinary Flower client: one SGD step on its one image
-        from audit.simulation import local_update
-        from audit.updates import ClientData
+        from audit.fl.simulation import local_update
+        from audit.core.updates import ClientData
 
         data, model = _digits_and_model()
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())

@@ -4,9 +4,9 @@ threat model deciding what the attack sees. Deterministic (seeded); small budget
 import pytest
 import torch
 
-from audit.config import AuditConfig
+from audit.core.config import AuditConfig
 from audit.harness import prepare, run_audit, targets
-from audit.threat_model import ObservationPoint
+from audit.core.threat_model import ObservationPoint
 
 
 def audit(**kw):
@@ -71,7 +71,7 @@ def test_labels_reach_only_an_adversary_that_knows_them():
 
 
 def test_batch_too_large_for_dataset_is_named():
-    from audit.errors import InvalidParameterError
+    from audit.core.errors import InvalidParameterError
 
     with pytest.raises(InvalidParameterError, match="batch_size"):
         audit(attack="llg", batch_size=16, num_targets=2)

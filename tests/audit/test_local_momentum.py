@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from attacks.gradient_matching import make_update_fn
-from audit.simulation import local_update
-from audit.updates import ClientData, LocalTraining, UpdateKind
+from audit.fl.simulation import local_update
+from audit.core.updates import ClientData, LocalTraining, UpdateKind
 
 
 def _setup():

@@ -9,13 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import defenses  # noqa: F401  (registers the defenses)
-from audit.datasets import create_dataset
-from audit.defense import DEFENSES, FederationSchedule
-from audit.lora_canaries import lora_canary_epsilon
-from audit.models import create_model
-from audit.simulation import FederatedSimulation
-from audit.updates import ClientData
+from audit.data.registry import create_dataset
+from audit.core.defense import DEFENSES, FederationSchedule
+from audit.privacy.auditing.lora_canaries import lora_canary_epsilon
+from audit.models.registry import create_model
+from audit.fl.simulation import FederatedSimulation
+from audit.core.updates import ClientData
 
 
 def _run(name: str, **params):
@@ -56,7 +55,7 @@ def test_one_shot_estimates_the_as_run_aggregate_claim_of_isotropic_noise():
     """For FFA-LoRA (isotropic noise, random canary directions are worst cases) the one-shot
     estimate matches the as-run aggregate epsilon: measured +14% and -1% over two seeds; the
     30% tolerance is about 3 standard errors of mu at 2000 canaries (seeded)."""
-    from audit.lora_canaries import lora_one_shot_epsilon
+    from audit.privacy.auditing.lora_canaries import lora_one_shot_epsilon
 
     defense, claim, broadcasts = _run("ffa-lora", noise_multiplier=8.0)
     agg = next(a for a in claim.alternatives if a.label == "as run, aggregate")

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision
 
-from audit.lpips_metric import ALEXNET_WEIGHTS_FILE, LpipsScorer, backbone_weights_path
+from audit.metrics.lpips_metric import ALEXNET_WEIGHTS_FILE, LpipsScorer, backbone_weights_path
 
 
 @pytest.fixture

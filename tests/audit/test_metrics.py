@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from audit.errors import InvalidParameterError
-from audit.matching import match_to_truth
-from audit.metrics import mse, psnr, score_reconstructions, ssim
+from audit.core.errors import InvalidParameterError
+from audit.metrics.matching import match_to_truth
+from audit.metrics.image import mse, psnr, score_reconstructions, ssim
 
 
 def test_psnr_of_constant_offset_is_exact():

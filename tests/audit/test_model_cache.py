@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from audit.errors import InvalidParameterError
-from audit.model_cache import ModelCache
+from audit.core.errors import InvalidParameterError
+from audit.models.cache import ModelCache
 
 SPEC = {"arch": "mlp", "seed": 3, "lr": 0.05, "layers": [8, 4], "extra": {"b": None, "a": True}}
 
@@ -206,7 +206,7 @@ def test_save_rejects_non_tensors_and_cleans_up(tmp_path):
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    import audit.model_cache as mc
+    import audit.models.cache as mc
 
     def broken_save(tensors, filename, metadata=None):
         with open(filename, "wb") as f:

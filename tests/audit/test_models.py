@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from audit.errors import InvalidParameterError
-from audit.models import create_model, describe_model
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model, describe_model
 
 
 @pytest.mark.parametrize("name", ["convnet", "mlp", "resnet"])

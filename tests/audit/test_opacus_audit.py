@@ -1,4 +1,4 @@
-"""Auditing a user's Opacus training (audit/opacus_audit.py): white-box gradient canaries
+"""Auditing a user's Opacus training (audit/integrations/opacus/): white-box gradient canaries
 (one-run and Clopper-Pearson), black-box input canaries, the claim from Opacus's own
 accountant, and the report.
 
@@ -29,16 +29,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from audit.errors import InvalidParameterError
-from audit.opacus_audit import (
-    UNIT,
-    GradientCanaryTap,
-    OpacusRun,
-    audit_opacus,
-    builtin_run,
-    opacus_epsilon,
-    opacus_findings_report,
-)
+from audit.core.errors import InvalidParameterError
+from audit.integrations.opacus.claim import UNIT, opacus_epsilon
+from audit.integrations.opacus.gradient_canaries import GradientCanaryTap
+from audit.integrations.opacus.opacus_audit import audit_opacus, opacus_findings_report
+from audit.integrations.opacus.run import OpacusRun
+from audit.integrations.opacus.run_sources import builtin_run
 from reports.schema import validate_report
 
 DELTA = 1e-5
@@ -256,7 +252,7 @@ def test_tap_restores_the_optimizer_and_refuses_ghost_clipping():
 
 def test_module_docstring_example_runs(tmp_path, monkeypatch):
     """The ~20-line example of the module docstring, as a user would paste it."""
-    import audit.opacus_audit as mod
+    import audit.integrations.opacus.opacus_audit as mod
 
     lines = mod.__doc__.split("Example (")[1].split("::\n", 1)[1].split("\nWhat is audited")[0]
     code = "\n".join(line[4:] for line in lines.splitlines())
@@ -274,10 +270,10 @@ def test_module_docstring_example_runs(tmp_path, monkeypatch):
 
 
 def test_load_run_from_a_user_file(tmp_path):
-    from audit.opacus_audit import load_run
+    from audit.integrations.opacus.run_sources import load_run
 
     script = tmp_path / "my_audit.py"
-    script.write_text("from audit.opacus_audit import builtin_run\n"
+    script.write_text("from audit.integrations.opacus.run_sources import builtin_run\n"
                       "def run():\n    return builtin_run(noise_multiplier=2.0, limit=128, batch_size=32)\n")
     loaded = load_run(f"{script}:run")
     assert isinstance(loaded, OpacusRun) and loaded.training_params["noise_multiplier"] == 2.0

@@ -11,9 +11,9 @@ import parallel_training_fixtures as fx
 import pytest
 import torch
 
-from audit.errors import InvalidParameterError
-from audit.model_cache import ModelCache
-from audit.parallel_training import TrainingStats, shutdown_ray, train_models
+from audit.core.errors import InvalidParameterError
+from audit.models.cache import ModelCache
+from audit.fl.parallel_training import TrainingStats, shutdown_ray, train_models
 
 FIXTURES_DIR = str(pathlib.Path(fx.__file__).resolve().parent)
 
@@ -190,7 +190,7 @@ def test_auto_trains_fast_models_here_after_timing_the_first(tmp_path):
 
 def test_auto_starts_ray_when_it_pays_and_keeps_using_it(tmp_path, local_ray, monkeypatch):
     shutdown_ray()
-    import audit.parallel_training as pt
+    import audit.fl.parallel_training as pt
 
     monkeypatch.setattr(pt, "RAY_START_SECONDS", -1.0)  # a free Ray start: Ray always pays
     specs = _specs(5, dim=10)

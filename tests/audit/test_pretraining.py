@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from audit.datasets import create_dataset
-from audit.models import create_model
-from audit.pretraining import pretrain
+from audit.data.registry import create_dataset
+from audit.models.registry import create_model
+from audit.fl.pretraining import pretrain
 
 
 def _model(d):

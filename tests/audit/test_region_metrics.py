@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from audit.errors import InvalidParameterError
-from audit.region_metrics import region_mse, region_psnr, region_ssim, score_regions
+from audit.core.errors import InvalidParameterError
+from audit.metrics.region import region_mse, region_psnr, region_ssim, score_regions
 
 
 def _case():

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from audit.config import AuditConfig, parse_pairs, parse_value
-from audit.errors import InvalidParameterError
-from audit.registry import Registry
-from audit.validation import check_interval, check_options
+from audit.core.config import AuditConfig, parse_pairs, parse_value
+from audit.core.errors import InvalidParameterError
+from audit.core.registry import Registry
+from audit.core.validation import check_interval, check_options
 
 
 def test_registry_unknown_name_lists_valid_ones():
@@ -48,7 +48,7 @@ def test_config_rejects_bad_counts(field, value):
 
 
 def test_check_table_keys_names_the_key_the_place_and_the_valid_keys():
-    from audit.validation import check_table_keys
+    from audit.core.validation import check_table_keys
 
     check_table_keys({"a": 1}, ["a", "b"], "spec 'x'")
     with pytest.raises(InvalidParameterError, match=r"Unknown key 'base.c' in spec 'x'; valid keys are: a, b\."):

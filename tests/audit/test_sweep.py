@@ -1,4 +1,4 @@
-"""Audit sweeps (audit/sweep.py): spec validation, grid expansion and ids, serial sweeps
+"""Audit sweeps (audit/sweep/): spec validation, grid expansion and ids, serial sweeps
 with a combined compliance report, failure isolation, resume after a failure, an interrupt
 and a killed process, and a sweep on a local Ray."""
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from audit.sweep import load_spec, parse_spec, run_id, run_sweep, sweep_status
-from reports.compliance import validate_compliance
+from reports.compliance_schema import validate_compliance
 from reports.io import load_report
 from reports.schema import strip_volatile
 
@@ -201,7 +201,7 @@ def test_estimator_axis_and_list_literals():
     assert slug == "dp-fedavg_clip_norm-1.0_noise_multiplier-1.0__llg__hbc-server__one-shot_cana__s4"
     assert len(slug) <= 80 and spec.runs[1].id != spec.runs[2].id
     # a list wrapped in a list is one value, not an axis
-    from audit.sweep import _grid
+    from audit.sweep.spec import _grid
 
     assert _grid({"a": [[1, 2]], "b": [3, 4]}, "s", "k") == [{"a": [1, 2], "b": 3}, {"a": [1, 2], "b": 4}]
 
@@ -298,15 +298,15 @@ def test_an_interrupt_leaves_no_partial_run_and_the_rerun_resumes(tmp_path, monk
 
     # interrupted while the run directory is being written: nothing final, nothing left over
     monkeypatch.undo()
-    import audit.report_assembly
+    import reports.assembly
 
-    real_write = audit.report_assembly.write_report
+    real_write = reports.assembly.write_report
 
     def write_then_interrupt(out_dir, report):
         real_write(out_dir, report)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(audit.report_assembly, "write_report", write_then_interrupt)
+    monkeypatch.setattr(reports.assembly, "write_report", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(spec, out, backend="serial", progress=False)
     assert [d.name for d in _final_dirs(out)] == [ids[0]]
@@ -355,7 +355,7 @@ def test_killed_sweep_process_resumes_with_only_the_unfinished_runs(tmp_path):
     spec = load_spec(spec_path)
     assert len(spec) == 3
     out = tmp_path / "out"
-    code = ("import sys; from audit.sweep import run_sweep; "
+    code = ("import sys; from audit.sweep.runner import run_sweep; "
             "run_sweep(sys.argv[1], sys.argv[2], backend='serial', progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(spec_path), str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -424,7 +424,7 @@ def test_one_sweep_at_a_time_per_output_directory(tmp_path):
 def ray_tmp(monkeypatch):
     """A fresh local Ray's session files in a short temporary folder (Ray's unix socket
     paths must stay under 107 characters), removed afterwards."""
-    from audit.parallel_training import shutdown_ray
+    from audit.fl.parallel_training import shutdown_ray
 
     shutdown_ray()
     temp = tempfile.mkdtemp(prefix="fa-sweep-ray-")

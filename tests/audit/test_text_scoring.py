@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from audit.text_lm import ByteTokenizer
-from audit.text_scoring import score_text
+from audit.models.text_lm import ByteTokenizer
+from audit.metrics.text_scoring import score_text
 
 TOK = ByteTokenizer()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from audit.cli import main
+from audit.cli.main import main
 
 
 def run(argv, capsys):

@@ -5,7 +5,7 @@ import sys
 
 from cli_run import run
 
-from audit.parallel_training import import_ray, ray_available
+from audit.fl.parallel_training import import_ray, ray_available
 
 
 def test_ray_backend_without_ray_says_what_to_install(tmp_path, capsys, monkeypatch):

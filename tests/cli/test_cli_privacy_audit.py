@@ -6,7 +6,7 @@ probability at most 5% per bound (lower bounds at 95% confidence)."""
 import pytest
 from cli_run import run
 
-from audit.defense import DEFENSES
+from audit.core.defense import DEFENSES
 from defenses.dp_fedavg import DPFedAvg
 from reports.io import load_report
 
@@ -80,7 +80,7 @@ def test_black_box_input_canaries_pass_correct_dp_fedavg(tmp_path, capsys, mode)
 def test_input_canaries_carry_a_real_signal_without_defense():
     """Sanity check of the black-box scores: on undefended FedAvg the planted labels are
     learnt, so included canaries have clearly lower loss than excluded ones."""
-    from audit.input_canaries import black_box_one_run
+    from audit.privacy.auditing.input_canaries import black_box_one_run
 
     fedavg = DEFENSES.create("fedavg", local_steps=5, lr=0.5)
     _, diag, _ = black_box_one_run(fedavg, mode="central", delta=1e-5, rounds=10)

@@ -3,7 +3,7 @@
 
 import pytest
 
-from audit.cli import main
+from audit.cli.main import main
 from reports.io import load_report
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.client_splits import dirichlet_split
-from audit.errors import InvalidParameterError
+from audit.fl.client_splits import dirichlet_split
+from audit.core.errors import InvalidParameterError
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,13 +1,13 @@
-"""The local document-folder loader (audit.document_folder) on files the tests write."""
+"""The local document-folder loader (audit.data.loaders.document_folder) on files the tests write."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from audit.datasets import create_dataset
-from audit.document_folder import document_folder
-from audit.errors import InvalidParameterError
+from audit.data.registry import create_dataset
+from audit.data.loaders.document_folder import document_folder
+from audit.core.errors import InvalidParameterError
 
 
 def _write(root, stem, *, size=(40, 30), suffix=".png", mask=True, psi=None, mask_size=None):

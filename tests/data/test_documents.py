@@ -1,4 +1,4 @@
-"""Generated receipts and forms (audit.documents): masks, determinism, splits, the README picture."""
+"""Generated receipts and forms (audit.data.generated.documents): masks, determinism, splits, the README picture."""
 
 from pathlib import Path
 
@@ -7,9 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from audit.datasets import DATASETS, create_dataset
-from audit.documents import TEMPLATES, _generate, document_gallery, documents, template_split
-from audit.errors import InvalidParameterError
+from audit.data.registry import DATASETS, create_dataset
+from audit.data.generated.document_gallery import document_gallery
+from audit.data.generated.document_layouts import TEMPLATES
+from audit.data.generated.documents import _generate, documents, template_split
+from audit.core.errors import InvalidParameterError
 
 DOCS_PNG = Path(__file__).resolve().parents[2] / "docs" / "documents.png"
 

@@ -1,4 +1,4 @@
-"""Generated per-client text records (audit.text_records): determinism, non-IID clients,
+"""Generated per-client text records (audit.data.generated.text_records): determinism, non-IID clients,
 canaries planted exactly as recorded, personal data in the texts, and canary exposure."""
 
 import math
@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from audit.datasets import DATASETS, create_dataset
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.text_lm import ByteTokenizer
-from audit.text_records import LOCALES, TEMPLATES, CanaryFormat, canary_exposure, client_templates
+from audit.data.registry import DATASETS, create_dataset
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.models.text_lm import ByteTokenizer
+from audit.data.generated.text_records import LOCALES, TEMPLATES, CanaryFormat, canary_exposure, client_templates
 
 TOK = ByteTokenizer()
 EMAIL = re.compile(r"[\w.+-]+@example\.(com|org|net)")

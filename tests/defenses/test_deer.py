@@ -10,15 +10,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.accounting import GaussianEventSpec, Neighbouring, composed_epsilon, epsilon
-import defenses  # noqa: F401  (registers the defenses)
-from audit.datasets import create_dataset
-from audit.defense import DEFENSES, FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.simulation import FederatedSimulation
-from audit.updates import ClientData, ModelUpdate, UpdateKind
-from audit.vit_lora import lora_pairs
+from audit.privacy.accounting.accountants import GaussianEventSpec, Neighbouring, composed_epsilon, epsilon
+from audit.data.registry import create_dataset
+from audit.core.defense import DEFENSES, FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.fl.simulation import FederatedSimulation
+from audit.core.updates import ClientData, ModelUpdate, UpdateKind
+from audit.models.lora import lora_pairs
 
 DELTA = 1e-5
 

@@ -12,11 +12,11 @@ import math
 import pytest
 import torch
 
-from audit.accounting import GaussianEventSpec, Neighbouring, calibrate_noise_multiplier
-from audit.defense import FederationSchedule
-from audit.mechanism_tester import test_mechanism
-from audit.updates import ModelUpdate, UpdateKind
-from audit.vit_lora import LoraPair
+from audit.privacy.accounting.accountants import GaussianEventSpec, Neighbouring, calibrate_noise_multiplier
+from audit.core.defense import FederationSchedule
+from audit.privacy.testing.mechanism_tester import test_mechanism
+from audit.core.updates import ModelUpdate, UpdateKind
+from audit.models.lora import LoraPair
 from defenses.deer import DEeR
 from defenses.lora_noise_regulator import noise_for_a, sensitivity_factor
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from audit.accounting import GaussianEventSpec, Neighbouring, epsilon
-from audit.defense import DEFENSES, FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.updates import ModelUpdate, UpdateKind
+from audit.privacy.accounting.accountants import GaussianEventSpec, Neighbouring, epsilon
+from audit.core.defense import DEFENSES, FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.core.updates import ModelUpdate, UpdateKind
 from defenses.gaussian_mechanism import global_l2_norm
 
 

@@ -7,10 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.accounting import GaussianEventSpec, Neighbouring, epsilon
-from audit.defense import DEFENSES, FederationSchedule
-from audit.strategies import clip_norms, neighbouring_updates, noise_multipliers
-from audit.updates import ModelUpdate, UpdateKind
+from audit.privacy.accounting.accountants import GaussianEventSpec, Neighbouring, epsilon
+from audit.core.defense import DEFENSES, FederationSchedule
+from audit.privacy.testing.strategies import clip_norms, neighbouring_updates, noise_multipliers
+from audit.core.updates import ModelUpdate, UpdateKind
 from defenses.gaussian_mechanism import clip_l2, global_l2_norm
 
 

@@ -6,13 +6,12 @@ import copy
 import pytest
 import torch
 
-import defenses  # noqa: F401  (registers the defenses)
-from audit.datasets import create_dataset
-from audit.defense import DEFENSES, FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.simulation import FederatedSimulation
-from audit.updates import ClientData
+from audit.data.registry import create_dataset
+from audit.core.defense import DEFENSES, FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.fl.simulation import FederatedSimulation
+from audit.core.updates import ClientData
 from defenses.nf_quantizer import quantize_dequantize
 
 

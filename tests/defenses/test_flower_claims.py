@@ -20,11 +20,10 @@ from flwr.supercore.privacy_accounting import (  # noqa: E402
     SamplingMethod,
 )
 
-import defenses  # noqa: E402,F401
-from audit.defense import DEFENSES, FederationSchedule  # noqa: E402
-from audit.flower_runtime import flower_call  # noqa: E402
-from audit.privacy_audit import estimate, verdict  # noqa: E402
-from audit.updates import ModelUpdate, UpdateKind  # noqa: E402
+from audit.core.defense import DEFENSES, FederationSchedule  # noqa: E402
+from audit.fl.flower_runtime import flower_call  # noqa: E402
+from audit.privacy.auditing.defense_audit import estimate, verdict  # noqa: E402
+from audit.core.updates import ModelUpdate, UpdateKind  # noqa: E402
 from defenses.flower_claims import local_dp_noise_std  # noqa: E402
 
 

@@ -13,11 +13,10 @@ from flwr.serverapp.strategy import (  # noqa: E402
     FedMedian,
 )
 
-import defenses  # noqa: E402,F401
-from audit.defense import DEFENSES, FederationSchedule  # noqa: E402
-from audit.errors import InvalidParameterError  # noqa: E402
-from audit.simulation import ClientData, FederatedSimulation  # noqa: E402
-from audit.updates import ModelUpdate, UpdateKind  # noqa: E402
+from audit.core.defense import DEFENSES, FederationSchedule  # noqa: E402
+from audit.core.errors import InvalidParameterError  # noqa: E402
+from audit.fl.simulation import ClientData, FederatedSimulation  # noqa: E402
+from audit.core.updates import ModelUpdate, UpdateKind  # noqa: E402
 from defenses.fedavg import FedAvg as FedauditFedAvg  # noqa: E402
 from defenses.flower_strategy import FlowerDefense  # noqa: E402
 

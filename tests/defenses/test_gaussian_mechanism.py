@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from defenses.gaussian_mechanism import add_gaussian_noise, clip_l2, global_l2_norm
 
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from defenses.gradient_autoencoder import (
     layer_statistics,
     layout_from_statistics,

@@ -13,17 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from audit.accounting import (
+from audit.privacy.accounting.accountants import (
     GaussianEventSpec,
     Neighbouring,
     calibrate_noise_multiplier,
     composed_epsilon,
     epsilon,
 )
-from audit.defense import DEFENSES, FederationSchedule
-from audit.errors import InvalidParameterError
-from audit.mechanism_tester import test_mechanism
-from audit.updates import ClientData, ModelUpdate, UpdateKind
+from audit.core.defense import DEFENSES, FederationSchedule
+from audit.core.errors import InvalidParameterError
+from audit.privacy.testing.mechanism_tester import test_mechanism
+from audit.core.updates import ClientData, ModelUpdate, UpdateKind
 from defenses.fedre import effective_number, perturbation_aware_weights
 from defenses.layerwise_gaussian import clip_and_noise, layer_budgets
 

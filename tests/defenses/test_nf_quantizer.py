@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from defenses.nf_quantizer import (
     NF_OFFSET,
     QuantizedTensor,

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from audit.errors import InvalidParameterError
-from audit.models import create_model
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
 from defenses.psi_scores import (
     normalized_budget_weights,
     parameter_layers,

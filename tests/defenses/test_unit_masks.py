@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from audit.errors import InvalidParameterError
-from audit.models import create_model
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
 from defenses.unit_masks import (
     apply_unit_mask,
     client_mask,

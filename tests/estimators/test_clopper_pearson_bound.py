@@ -15,8 +15,8 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from audit.errors import InvalidParameterError
-from audit.estimators import clopper_pearson_epsilon, clopper_pearson_upper, gdp_epsilon
+from audit.core.errors import InvalidParameterError
+from audit.privacy.estimators import clopper_pearson_epsilon, clopper_pearson_upper, gdp_epsilon
 
 DELTA = 1e-5
 

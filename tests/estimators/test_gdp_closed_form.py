@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from audit.errors import InvalidParameterError
-from audit.estimators import gdp_delta, gdp_epsilon, gdp_tradeoff
+from audit.core.errors import InvalidParameterError
+from audit.privacy.estimators import gdp_delta, gdp_epsilon, gdp_tradeoff
 
 
 def gaussian_mechanism_delta(eps, sensitivity, sigma):

@@ -13,9 +13,9 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from audit.errors import InvalidParameterError
-from audit.estimators import gdp_epsilon, gdp_fit_epsilon, gdp_tradeoff
-from audit.estimators.gdp_fit import tradeoff_points
+from audit.core.errors import InvalidParameterError
+from audit.privacy.estimators import gdp_epsilon, gdp_fit_epsilon, gdp_tradeoff
+from audit.privacy.estimators.gdp_fit import tradeoff_points
 
 DELTA = 1e-5
 

@@ -12,8 +12,8 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from audit.errors import InvalidParameterError
-from audit.estimators import best_one_run_epsilon, one_run_epsilon, one_run_guesses, one_run_p_value
+from audit.core.errors import InvalidParameterError
+from audit.privacy.estimators import best_one_run_epsilon, one_run_epsilon, one_run_guesses, one_run_p_value
 
 DELTA = 1e-5
 

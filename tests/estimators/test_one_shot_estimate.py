@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from audit.errors import InvalidParameterError
-from audit.estimators import gdp_epsilon, one_shot_epsilon, random_unit_vectors
+from audit.core.errors import InvalidParameterError
+from audit.privacy.estimators import gdp_epsilon, one_shot_epsilon, random_unit_vectors
 
 DELTA = 1e-5
 

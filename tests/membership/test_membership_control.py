@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-import attacks  # noqa: F401
-from audit.attack import ATTACKS
-from audit.config import AuditConfig
-from audit.membership_audit import TrainingBackend, attack_scores, prepare_membership
-from audit.membership_metrics import membership_metrics
+from audit.core.attack import ATTACKS
+from audit.core.config import AuditConfig
+from audit.membership.membership_audit import TrainingBackend, attack_scores, prepare_membership
+from audit.metrics.membership import membership_metrics
 
 ATTACKS_UNDER_TEST = [
     ("loss", {}, None),

@@ -8,10 +8,10 @@ import torch
 
 from attacks.lira import _log_normal, _side_stats
 from attacks.rmia import _fraction_dominated
-from audit.errors import InvalidParameterError
-from audit.membership_game import balanced_masks
-from audit.membership_metrics import membership_metrics, metric_entries
-from audit.membership_signals import logit_confidence, shifted
+from audit.core.errors import InvalidParameterError
+from attacks.membership_signals import balanced_masks
+from audit.metrics.membership import membership_metrics, metric_entries
+from attacks.membership_signals import logit_confidence, shifted
 
 
 def test_auc_and_tpr_on_known_rankings():

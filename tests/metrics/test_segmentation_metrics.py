@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from audit.errors import InvalidParameterError
-from audit.segmentation_metrics import evaluate_segmentation, f1, f1_pooled, iou, iou_pooled, predict_masks
+from audit.core.errors import InvalidParameterError
+from audit.metrics.segmentation import evaluate_segmentation, f1, f1_pooled, iou, iou_pooled, predict_masks
 
 
 def square(side, top, left, size):

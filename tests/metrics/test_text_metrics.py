@@ -1,4 +1,4 @@
-"""Text scoring (audit.text_metrics) against hand-computed values: token accuracy, token-set
+"""Text scoring (audit.metrics.text) against hand-computed values: token accuracy, token-set
 precision/recall, ROUGE-1/2/L F-measures (rouge-score's tokenizer), decoding."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audit.errors import InvalidParameterError
-from audit.text_metrics import decode_tokens, rouge_scores, token_accuracy, token_set_scores
+from audit.core.errors import InvalidParameterError
+from audit.metrics.text import decode_tokens, rouge_scores, token_accuracy, token_set_scores
 
 BOS, EOS, PAD = 257, 258, 256
 

@@ -1,4 +1,4 @@
-"""The causal LM stack (audit.text_lm): byte tokenizer, (N, V, T) logits, LoRA on GPT-2's Conv1D
+"""The causal LM stack (audit.models.text_lm): byte tokenizer, (N, V, T) logits, LoRA on GPT-2's Conv1D
 and embedding, the pre-training switch, local checkpoints, errors, a federated LoRA update;
 tiny configs, nothing downloaded."""
 
@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from audit.datasets import create_dataset
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.pretraining import pretrain
-from audit.simulation import local_update
-from audit.text_lm import ByteTokenizer, CausalLM, save_checkpoint
-from audit.updates import ClientData, LocalTraining, UpdateKind
-from audit.vit_lora import lora_pairs
+from audit.data.registry import create_dataset
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.fl.pretraining import pretrain
+from audit.fl.simulation import local_update
+from audit.models.text_lm import ByteTokenizer, CausalLM, save_checkpoint
+from audit.core.updates import ClientData, LocalTraining, UpdateKind
+from audit.models.lora import lora_pairs
 
 T = 16
 HIDDEN = 32

@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from audit.errors import InvalidParameterError
-from audit.models import create_model, describe_model
-from audit.segmentation_metrics import evaluate_segmentation, iou_pooled
-from audit.simulation import ClientData, local_update
-from audit.unet import unet
-from audit.updates import LocalTraining, UpdateKind
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model, describe_model
+from audit.metrics.segmentation import evaluate_segmentation, iou_pooled
+from audit.fl.simulation import ClientData, local_update
+from audit.models.unet import unet
+from audit.core.updates import LocalTraining, UpdateKind
 
 
 def make(shape=(3, 16, 16), num_classes=2, **params):

@@ -1,4 +1,4 @@
-"""The ViT/LoRA stack (audit.vit_lora): DEeR's LoRA init, what is trainable, the pre-training
+"""The ViT/LoRA stack (audit.models.vit_lora): DEeR's LoRA init, what is trainable, the pre-training
 switch, local checkpoints, parameter errors; tiny configs, nothing downloaded."""
 
 import math
@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from audit.datasets import create_dataset
-from audit.errors import InvalidParameterError
-from audit.models import create_model
-from audit.pretraining import pretrain
-from audit.vit_lora import TARGETS, LoraPair, ViTClassifier, lora_pairs, save_checkpoint
+from audit.data.registry import create_dataset
+from audit.core.errors import InvalidParameterError
+from audit.models.registry import create_model
+from audit.fl.pretraining import pretrain
+from audit.models.lora import LoraPair, lora_pairs
+from audit.models.vit_lora import TARGETS, ViTClassifier, save_checkpoint
 
 SHAPE = (1, 16, 16)
 TINY = dict(hidden=32, layers=2, heads=2, patch=4, mlp=64)
@@ -204,5 +205,5 @@ def test_double_backward_for_gradient_inversion():
 
 
 def test_importing_the_registry_does_not_import_transformers():
-    code = "import sys, audit.models; assert not {'transformers', 'peft'} & set(sys.modules)"
+    code = "import sys, audit.models.registry; assert not {'transformers', 'peft'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -17,9 +17,9 @@ import math
 import pytest
 from sample_report import make_report
 
-from audit.claims import PrivacyClaim, TrustModel
-from audit.cli import main
-from audit.errors import InvalidParameterError
+from audit.core.claims import PrivacyClaim, TrustModel
+from audit.cli.main import main
+from audit.core.errors import InvalidParameterError
 from reports.audit_schema import AUDIT_SCHEMA_PATH, validate_audit_json_schema
 from reports.io import load_report
 from reports.schema import SCHEMA_VERSION, validate_report

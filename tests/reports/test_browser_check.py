@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from audit.cli import main
+from audit.cli.main import main
 from reports import browser_check
 from reports.browser_check import check_html_in_chromium, find_chromium
 

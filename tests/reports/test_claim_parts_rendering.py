@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 import pytest
 from sample_report import make_report
 
-from audit.claims import PrivacyClaim, TrustModel
-from audit.errors import InvalidParameterError
+from audit.core.claims import PrivacyClaim, TrustModel
+from audit.core.errors import InvalidParameterError
 from reports.html import PARTS_COLLAPSE_ABOVE, render_html
 from reports.markdown import render_markdown
 from reports.schema import validate_report

@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 
-from audit.cli import main
-from audit.defense import DEFENSES
+from audit.cli.main import main
+from audit.core.defense import DEFENSES
 from defenses.dp_fedavg import DPFedAvg
-from reports.compliance import SCHEMA_PATH
+from reports.compliance_schema import SCHEMA_PATH
 
 BASE = ["audit", "--attack", "llg", "--dataset", "digits", "--num-targets", "2", "--no-progress",
         "--device", "cpu", "--estimator", "cp", "--estimator-param", "trials=2000"]

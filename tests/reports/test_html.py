@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from sample_report import LPIPS_NOTE, NASTY, make_report
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from reports.html import format_advantage, format_number, format_value, render_html
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from reports.images import image_grid_png, png_base64
 
 

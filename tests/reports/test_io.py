@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sample_report import make_report
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from reports.io import load_report, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sample_report import LPIPS_NOTE, make_report
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from reports.markdown import md_code, md_escape, render_markdown
 
 

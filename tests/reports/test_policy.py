@@ -1,7 +1,7 @@
-"""Tests of audit.policy: loading and validating policy files (TOML, YAML, the default),
-each rule's PASS / FAIL / NOT EVALUATED on small hand-built reports (valid under
-reports.schema), and end to end on real audits: DP-FedAvg with the bug zoo's
-"noise-not-scaled-by-clip" bug planted FAILs epsilon_emp_within_claim, the correct
+"""Tests of audit.compliance (policy, rules, results, units): loading and validating policy
+files (TOML, YAML, the default), each rule's PASS / FAIL / NOT EVALUATED on small hand-built
+reports (valid under reports.schema), and end to end on real audits: DP-FedAvg with the bug
+zoo's "noise-not-scaled-by-clip" bug planted FAILs epsilon_emp_within_claim, the correct
 DP-FedAvg PASSes it."""
 
 from __future__ import annotations
@@ -12,21 +12,11 @@ import json
 import pytest
 from sample_report import LPIPS_NOTE, make_report
 
-from audit.errors import InvalidParameterError
-from audit.policy import (
-    DEFAULT_POLICY_PATH,
-    FAIL,
-    NOT_EVALUATED,
-    PASS,
-    POLICY_KEYS,
-    Policy,
-    RuleResult,
-    evaluate,
-    load_policy,
-    overall,
-    severity,
-    unit_level,
-)
+from audit.core.errors import InvalidParameterError
+from audit.compliance.policy import DEFAULT_POLICY_PATH, POLICY_KEYS, Policy, load_policy
+from audit.compliance.results import FAIL, NOT_EVALUATED, PASS, RuleResult, overall, severity
+from audit.compliance.rules import evaluate
+from audit.compliance.units import unit_level
 from reports.schema import validate_report
 
 # -- hand-built reports -----------------------------------------------------------------------------
@@ -399,9 +389,9 @@ def test_evaluate_rejects_bad_input():
 def audits(tmp_path_factory):
     """Two real audits (llg on digits, cp estimator, 300 trials per side, < 1 s each):
     DP-FedAvg with the bug zoo's "noise-not-scaled-by-clip" planted, and the correct one."""
-    from audit.bug_zoo import BUGS
-    from audit.cli import main
-    from audit.defense import DEFENSES
+    from audit.privacy.testing.bug_zoo import BUGS
+    from audit.cli.main import main
+    from audit.core.defense import DEFENSES
     from defenses.dp_fedavg import DPFedAvg
     from reports.io import load_report
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 from sample_report import make_report
 
-from audit.errors import InvalidParameterError
+from audit.core.errors import InvalidParameterError
 from reports.schema import SCHEMA_VERSION, VOLATILE_KEYS, strip_volatile, validate_report
 
 

@@ -1,0 +1,8 @@
+"""Compliance: audit reports judged against a policy, for the people who sign off a deployment.
+
+:mod:`~audit.compliance.policy` (the policy file and its rules), :mod:`~audit.compliance.units`
+(the unit of privacy), :mod:`~audit.compliance.evidence` (what the rules read out of reports),
+:mod:`~audit.compliance.rules` (each rule and :func:`~audit.compliance.rules.evaluate`),
+:mod:`~audit.compliance.results` (PASS / FAIL / NOT EVALUATED and how they fold) and
+:mod:`~audit.compliance.compliance_report` (the compliance report built from them).
+"""

@@ -1,0 +1,155 @@
+"""Typed audit configuration, parsed once at the CLI (no untyped config passed downward).
+
+``--config FILE`` takes TOML (``.toml``) or YAML (``.yaml``/``.yml``) with the keys of
+:class:`AuditConfig` plus ``device``, ``threads`` and ``out``; an unknown key is an error
+naming it.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audit.core.errors import InvalidParameterError, invalid
+from audit.core.validation import check_interval, check_table_keys
+
+RUN_KEYS = ("device", "threads", "out")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """One audit: a defense run on embedded data and one attack on what it lets out."""
+
+    defense: str = "fedsgd"
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    attack: str = "inverting-gradients"
+    attack_params: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "natural-32"
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    model: str = "convnet"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    threat_model: str | None = None
+    batch_size: int = 1
+    num_targets: int = 8
+    clients_per_round: int | None = None
+    rounds: int = 1
+    pretrain_steps: int = 0
+    seed: int = 0
+    #: membership attacks: candidates and population sizes (None: 40% / 20% of the data)
+    num_candidates: int | None = None
+    num_population: int | None = None
+
+    def __post_init__(self) -> None:
+        owner = "the audit"
+        for name in ("defense", "attack", "dataset", "model"):
+            if not isinstance(getattr(self, name), str):
+                raise invalid(name, owner, "a str", getattr(self, name))
+        for name in ("defense_params", "attack_params", "dataset_params", "model_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise invalid(name, owner, "a table of key = value", getattr(self, name))
+        check_interval("batch_size", owner, self.batch_size, kind=int, low=1)
+        check_interval("num_targets", owner, self.num_targets, kind=int, low=1)
+        if self.clients_per_round is not None:
+            check_interval(
+                "clients_per_round", owner, self.clients_per_round, kind=int, low=1,
+                high=self.num_targets,
+            )
+        check_interval("rounds", owner, self.rounds, kind=int, low=1)
+        check_interval("pretrain_steps", owner, self.pretrain_steps, kind=int, low=0)
+        check_interval("seed", owner, self.seed, kind=int, low=0)
+        if self.num_candidates is not None:
+            check_interval("num_candidates", owner, self.num_candidates, kind=int, low=4)
+        if self.num_population is not None:
+            check_interval("num_population", owner, self.num_population, kind=int, low=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+CONFIG_KEYS = tuple(f.name for f in fields(AuditConfig)) + RUN_KEYS
+
+
+def parse_value(text: str) -> Any:
+    """A ``k=v`` value from the command line: int, float, bool, none, or string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_pairs(pairs: tuple[str, ...] | list[str], option: str) -> dict[str, Any]:
+    """``("k=v", ...)`` -> ``{"k": v}``; a pair without ``=`` is an error naming it."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair or not pair.split("=", 1)[0].strip():
+            raise InvalidParameterError(
+                f"The {option!r} option must be given as key=value. Got {pair!r} instead."
+            )
+        key, value = pair.split("=", 1)
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def read_table_file(path: str | Path, what: str) -> Any:
+    """The parsed contents of a ``.toml``, ``.yaml`` or ``.yml`` file (an empty YAML file is
+    ``{}``); ``what`` names it in errors (e.g. "Config file"): missing file, other suffix,
+    a file that does not parse."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidParameterError(f"{what} {str(p)!r} does not exist or is not a file.")
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise InvalidParameterError(
+            f"{what} {str(p)!r} must end in .toml, .yaml or .yml. Got {p.suffix or 'no suffix'!r} instead.")
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidParameterError(f"{what} {str(p)!r} is not valid: {first}") from None
+    return {} if data is None else data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or YAML config file into a dict of known keys."""
+    p = Path(path)
+    data = read_table_file(p, "Config file")
+    check_table_keys(data, CONFIG_KEYS, f"config file {str(p)!r}")
+    return data
+
+
+def canonical_command(config: AuditConfig, *, threads: int, estimator: str | None = None,
+                      estimator_params: dict[str, Any] | None = None) -> str:
+    """The ``fedaudit audit`` command that reproduces ``config`` (deterministic)."""
+    parts = ["fedaudit", "audit"]
+    for kind in ("defense", "attack", "dataset", "model"):
+        parts += [f"--{kind}", getattr(config, kind)]
+        for k, v in sorted(getattr(config, f"{kind}_params").items()):
+            parts += [f"--{kind}-param", f"{k}={v}"]
+    if config.threat_model:
+        parts += ["--threat-model", config.threat_model]
+    for key in ("batch_size", "num_targets", "clients_per_round", "rounds", "pretrain_steps", "seed",
+                "num_candidates", "num_population"):
+        value = getattr(config, key)
+        if value is not None:
+            parts += [f"--{key.replace('_', '-')}", str(value)]
+    if estimator:
+        parts += ["--estimator", estimator]
+        for k, v in sorted((estimator_params or {}).items()):
+            parts += ["--estimator-param", f"{k}={v}"]
+    parts += ["--threads", str(threads), "--out", "OUT"]
+    return shlex.join(parts)

@@ -1,0 +1,114 @@
+"""A user's own document images with tamper masks (and optional PSI masks) from a folder.
+
+Layout::
+
+    path/images/<stem>.<png|jpg|jpeg|bmp|gif|tif|tiff|webp>
+    path/masks/<stem>.png      tamper mask, nonzero = tampered (required for every image)
+    path/psi/<stem>.png        PSI mask, nonzero = privacy-sensitive (optional folder; when
+                               it exists, every image needs one)
+
+Images are centre-cropped to a square and resized bicubically (as
+:func:`audit.data.loaders.image_folder.image_folder` does); masks get the same crop and a nearest-neighbour
+resize. A mask must have the pixel size of its image. "Nonzero" means a nonzero value in a
+single-band mask (L, 1, P palette index, I) and a nonzero colour channel otherwise (alpha is
+ignored). The result is a segmentation :class:`~audit.data.dataset.ImageDataset` like
+:func:`audit.data.generated.documents.documents`, with ``groups`` all zero (one template).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from audit.data.loaders.image_folder import IMAGE_SUFFIXES, _directory, _read_image
+from audit.core.errors import InvalidParameterError
+from audit.core.validation import check_interval
+
+_NAME = "document-folder"
+
+
+def _subfolder(root: Path, name: str, what: str) -> Path:
+    sub = root / name
+    if not sub.is_dir():
+        raise InvalidParameterError(
+            f"The 'path' parameter of dataset {_NAME!r} must hold a {name}/ folder with {what}. "
+            f"Got {str(root)!r} ({str(sub)!r} is missing) instead.")
+    return sub
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"Image file {str(path)!r} is unreadable or corrupt ({type(exc).__name__}).") from None
+
+
+def _read_mask(path: Path, image: Path, image_size: tuple[int, int], size: int, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise InvalidParameterError(
+            f"Image file {str(image)!r} has no {what} mask: expected {str(path)!r}.")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.size != image_size:
+                raise InvalidParameterError(
+                    f"The {what} mask {str(path)!r} is {im.size[0]}x{im.size[1]} pixels but its image "
+                    f"{str(image)!r} is {image_size[0]}x{image_size[1]}; they must have the same size.")
+            if im.mode in ("1", "L", "P", "I", "I;16", "F"):
+                arr = np.asarray(im) != 0
+            else:
+                arr = np.asarray(im.convert("RGB")).any(axis=2)
+    except InvalidParameterError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"Mask file {str(path)!r} is unreadable or corrupt ({type(exc).__name__}).") from None
+    w, h = image_size
+    s = min(w, h)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = Image.fromarray(arr[y0: y0 + s, x0: x0 + s].astype(np.uint8) * 255)
+    return np.asarray(crop.resize((size, size), Image.Resampling.NEAREST)) > 0
+
+
+def document_folder(*, path=None, size: int = 64, limit: int | None = None):
+    """Local document images + tamper masks (+ optional PSI masks) for tamper segmentation."""
+    from audit.data.dataset import from_arrays
+
+    root = _directory(path, _NAME)
+    size = check_interval("size", f"dataset {_NAME!r}", size, kind=int, low=8, high=1024)
+    images_dir = _subfolder(root, "images", "the document images")
+    masks_dir = _subfolder(root, "masks", "a <stem>.png tamper mask per image")
+    psi_dir = root / "psi" if (root / "psi").is_dir() else None
+    files = sorted(f for f in images_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InvalidParameterError(
+            f"The 'path' parameter of dataset {_NAME!r} must hold images in images/. "
+            f"Got {str(root)!r} (no images found in {str(images_dir)!r}) instead.")
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise InvalidParameterError(
+                f"Image files {str(stems[f.stem])!r} and {str(f)!r} share the stem {f.stem!r}; "
+                "each image needs a unique name so that its mask is unambiguous.")
+        stems[f.stem] = f
+    if limit is not None:
+        files = files[: check_interval("limit", f"dataset {_NAME!r}", limit, kind=int, low=1)]
+    images, tamper, psi = [], [], []
+    for f in files:
+        shape = _image_size(f)
+        images.append(_read_image(f, size))
+        tamper.append(_read_mask(masks_dir / f"{f.stem}.png", f, shape, size, "tamper"))
+        if psi_dir is not None:
+            psi.append(_read_mask(psi_dir / f"{f.stem}.png", f, shape, size, "PSI"))
+    ds = from_arrays(_NAME, np.stack(images), np.stack(tamper).astype(np.int64), 2,
+                     f"local document folder {root}", None)
+    return dataclasses.replace(
+        ds, task="segmentation",
+        psi_masks=None if psi_dir is None else torch.from_numpy(np.stack(psi)),
+        groups=torch.zeros(len(files), dtype=torch.long))
