@@ -55,9 +55,10 @@ class DLG(Attack):
         device: torch.device,
         progress: bool = False,
     ) -> AttackResult:
-        model, params = attack_copy(view.model, device, view.target.tensors)
+        model, params = attack_copy(view.model, device, view.target.tensors, view.local_training)
         observed = observed_tensors(view.target.tensors, params, device)
-        update_fn = make_update_fn(model, view.local_training)
+        update_fn = make_update_fn(model, view.local_training, client_id=view.target.client_id,
+                                   round=view.target.round)
         b = view.batch_size
         x = torch.rand((b, *view.input_shape), generator=generator).to(device).requires_grad_(True)
         if self.optimise_labels and view.labels is None:

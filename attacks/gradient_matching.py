@@ -10,26 +10,41 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_
 
-from audit.core.updates import LocalTraining, UpdateKind
+from audit.core.updates import MODEL_MODES, LocalTraining, UpdateKind
+from audit.core.validation import check_options
+from audit.fl.local_steps import loss_function, minibatch_schedule, optimizer_step
 
 Params = dict[str, torch.Tensor]
 UpdateFn = Callable[[Params, torch.Tensor, torch.Tensor], Params]
 
 
 def attack_copy(model: nn.Module, device: torch.device,
-                observed: Mapping[str, torch.Tensor] | None = None) -> tuple[nn.Module, Params]:
-    """A train-mode copy of ``model`` on ``device`` whose batch norms keep no running stats
-    (the client trains in train mode; running stats do not change its update), and its
-    detached parameters: those in ``observed`` when given (a client that trains part of the
-    model, e.g. LoRA factors, sends only that part; the rest stays fixed at the broadcast
-    weights in the re-simulation)."""
-    m = copy.deepcopy(model).to(device).train()
-    replace_all_batch_norm_modules_(m)
+                observed: Mapping[str, torch.Tensor] | None = None,
+                training: LocalTraining | None = None) -> tuple[nn.Module, Params]:
+    """A copy of ``model`` on ``device`` in the client's module mode, and its detached
+    parameters: those in ``observed`` when given (a client that trains part of the model,
+    e.g. LoRA factors, sends only that part; the rest stays fixed at the broadcast weights
+    in the re-simulation).
+
+    Train mode (the default): batch norms normalise by the candidate batch's statistics
+    and keep no running stats (running stats do not change the client's update); eval
+    mode: they use the broadcast model's running statistics. Dropout is off either way:
+    the adversary cannot know the client's dropout masks."""
+    m = copy.deepcopy(model).to(device)
+    if training is None or training.model_mode == "train":
+        m.train()
+        replace_all_batch_norm_modules_(m)
+    else:
+        m.eval()
+    for sub in m.modules():
+        if isinstance(sub, nn.modules.dropout._DropoutNd):
+            sub.eval()
     params = {n: p.detach() for n, p in m.named_parameters()
               if observed is None or n in observed}
     if not params:
@@ -37,33 +52,45 @@ def attack_copy(model: nn.Module, device: torch.device,
     return m, params
 
 
+def check_assumed_mode(mode: str | None, owner: str) -> str | None:
+    """An attack's ``assumed_model_mode`` parameter: None (the true mode) or a module mode."""
+    return None if mode is None else check_options("assumed_model_mode", owner, mode, MODEL_MODES)
+
+
+def assumed_training(training: LocalTraining, mode: str | None) -> LocalTraining:
+    """The clients' local training as the adversary assumes it: the true one, or with the
+    module mode replaced by ``mode``."""
+    return training if mode is None else replace(training, model_mode=mode)
+
+
 def _loss(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor,
-          weight: torch.Tensor | None = None) -> torch.Tensor:
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
     logits = functional_call(model, params, (x,))
     if y.dtype.is_floating_point:  # soft labels (DLG's joint label optimisation)
         return -(y * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
-    return nn.functional.cross_entropy(logits, y, weight=weight)
+    return loss_fn(logits, y)
 
 
-def make_update_fn(model: nn.Module, training: LocalTraining) -> UpdateFn:
+def make_update_fn(model: nn.Module, training: LocalTraining, *, client_id: int = -1,
+                   round: int = 0) -> UpdateFn:
     """``f(params, x, y)`` -> the update a client with data (x, y) would compute.
 
-    Gradient: dL/dtheta. Model delta: theta_0 - theta_E after ``training.steps`` full-batch
-    SGD steps at ``training.lr`` (unrolled, so it stays differentiable in x).
+    Gradient: dL/dtheta. Model delta: theta_0 - theta_E after the client's local steps
+    (:mod:`audit.fl.local_steps`: full-batch steps or minibatches in the order of
+    ``client_id`` and ``round``, SGD or Adam, the user's loss), unrolled, so it stays
+    differentiable in x. The model's mode is :func:`attack_copy`'s.
     """
-    weight = training.loss_weight(next(iter(model.parameters())).device)
-    g = grad(lambda p, x, y: _loss(model, p, x, y, weight))
+    loss_fn = loss_function(training, next(iter(model.parameters())).device)
+    g = grad(lambda p, x, y: _loss(model, p, x, y, loss_fn))
     if training.kind is UpdateKind.GRADIENT:
         return g
 
     def delta(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
-        p, v = params, None
-        for _ in range(training.steps):
-            step = g(p, x, y)
-            if training.momentum:  # heavy ball, buffer starting at the first gradient
-                v = step if v is None else {n: training.momentum * v[n] + step[n] for n in step}
-                step = v
-            p = {n: p[n] - training.lr * step[n] for n in p}
+        schedule = minibatch_schedule(x.shape[0], training, client_id=client_id, round=round)
+        p, state = params, {}
+        for idx in [None] * training.steps if schedule is None else schedule:
+            step = g(p, x, y) if idx is None else g(p, x[idx.to(x.device)], y[idx.to(y.device)])
+            p = optimizer_step(p, step, state, training)
         return {n: params[n] - p[n] for n in params}
 
     return delta

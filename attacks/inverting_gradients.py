@@ -15,7 +15,10 @@ Choices (cheaper than the paper's 24k iterations and 8 restarts, documented defa
 ``iterations=1000``, ``restarts=2``, ``lr=0.03`` in [0, 1] pixel units (the paper's 0.1 is
 in normalised units, std ~ 0.25), ``tv_weight=0.01`` (the paper's 0.2 likewise scaled to
 our loss, a mean not a sum), uniform random init in [0, 1]. For a model delta of E local
-steps the unrolled E-step update is matched (the paper's FedAvg variant).
+steps the unrolled E-step update is matched (the paper's FedAvg variant), with the
+clients' own local training (minibatches, optimizer, module mode; :mod:`audit.fl.local_steps`).
+``assumed_model_mode`` (``train``/``eval``) replaces the adversary's knowledge of the
+clients' module mode with an assumption, to measure what a wrong assumption costs.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from torch.func import grad, vmap
 from tqdm.auto import tqdm
 
 from attacks.gradient_matching import (
+    assumed_training,
     attack_copy,
+    check_assumed_mode,
     cosine_distance,
     make_update_fn,
     observed_tensors,
@@ -52,16 +57,18 @@ class InvertingGradients(Attack):
         restarts: int = 2,
         lr: float = 0.03,
         tv_weight: float = 0.01,
+        assumed_model_mode: str | None = None,
     ) -> None:
         self.iterations = check_interval("iterations", self.name, iterations, kind=int, low=1)
         self.restarts = check_interval("restarts", self.name, restarts, kind=int, low=1)
         self.lr = check_positive("lr", self.name, lr)
+        self.assumed_model_mode = check_assumed_mode(assumed_model_mode, self.name)
         self.tv_weight = check_nonnegative("tv_weight", self.name, tv_weight)
 
     @classmethod
     def from_params(cls, **params: Any) -> "InvertingGradients":
         """Build from user parameters (iterations, restarts, lr, tv_weight)."""
-        check_known_keys(params, ("iterations", "restarts", "lr", "tv_weight"), cls.name)
+        check_known_keys(params, ("iterations", "restarts", "lr", "tv_weight", "assumed_model_mode"), cls.name)
         return cls(**params)
 
     def params(self) -> dict[str, Any]:
@@ -70,6 +77,7 @@ class InvertingGradients(Attack):
             "restarts": self.restarts,
             "lr": self.lr,
             "tv_weight": self.tv_weight,
+            **({"assumed_model_mode": self.assumed_model_mode} if self.assumed_model_mode else {}),
         }
 
     def matching_loss(self, view: AttackView, observed) -> Callable[[Any, Any], torch.Tensor]:
@@ -86,9 +94,10 @@ class InvertingGradients(Attack):
         progress: bool = False,
     ) -> AttackResult:
         labels = recover_labels(view, generator=generator).to(device)
-        model, params = attack_copy(view.model, device, view.target.tensors)
+        training = assumed_training(view.local_training, self.assumed_model_mode)
+        model, params = attack_copy(view.model, device, view.target.tensors, training)
         observed = observed_tensors(view.target.tensors, params, device)
-        update_fn = make_update_fn(model, view.local_training)
+        update_fn = make_update_fn(model, training, client_id=view.target.client_id, round=view.target.round)
         match = self.matching_loss(view, observed)
 
         def distance(x: torch.Tensor) -> torch.Tensor:

@@ -78,6 +78,16 @@ class LiRA(Attack):
         masks = torch.as_tensor(masks)
         shifts = augmentations(view.modality, view.input_shape)
         target = query(view.model, view.candidates.inputs, view.candidates.labels, shifts, "logit")
+        return AttackResult(scores=self.score(target, shadow, masks),
+                            stats={"augmentations": float(len(shifts))})
+
+    def score(self, target: torch.Tensor, shadow: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """LiRA scores (N,) from logit-scaled confidences, with no model at hand.
+
+        ``target`` (N, A) is the target's signal per candidate and augmentation, ``shadow``
+        (K, N, A) the shadow models', ``masks`` (K, N) bool which candidates each shadow model
+        trained on. :meth:`run` and the score-level audit both score through here.
+        """
         mu_out, s_out = _side_stats(shadow, ~masks, self.fixed_variance)
         if self.variant == "online":
             mu_in, s_in = _side_stats(shadow, masks, self.fixed_variance)
@@ -85,4 +95,4 @@ class LiRA(Attack):
         else:
             z = (target - mu_out) / s_out
             score = torch.special.log_ndtr(z).sum(1)
-        return AttackResult(scores=score.float(), stats={"augmentations": float(len(shifts))})
+        return score.float()

@@ -26,4 +26,10 @@ class LossThreshold(Attack):
     def run(self, view: MembershipView, *, generator: torch.Generator, device: torch.device,
             progress: bool = False) -> AttackResult:
         loss = query(view.model, view.candidates.inputs, view.candidates.labels, ((0, 0),), "loss")
-        return AttackResult(scores=-loss[:, 0].float())
+        return AttackResult(scores=self.score(loss[:, 0]))
+
+    @staticmethod
+    def score(loss: torch.Tensor) -> torch.Tensor:
+        """LOSS scores (N,) from the target's losses (N,): :meth:`run` and the score-level
+        audit both score through here."""
+        return -loss.float()

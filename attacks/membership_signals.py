@@ -6,6 +6,10 @@ Logit scaling (Carlini et al. 2022, Sec. IV-B): ``phi = log(p_y / (1 - p_y))``, 
 stably as ``z_y - logsumexp_{j != y} z_j`` from the logits ``z``, so its distribution over
 training runs is close to Gaussian.
 
+The same signals from values a deployment recorded (:func:`signal_of_logits`,
+:func:`signal_of_loss`) feed the score-level audit (:mod:`audit.membership.score_audit`),
+so it shares the attacks' maths.
+
 Query augmentations (project choice): for images, the identity and the four one-pixel
 shifts (reflect padding); no horizontal flip, since flipping changes the meaning of
 digits and documents. Tabular data has no augmentation.
@@ -18,6 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
+#: floor of a recorded loss (the smallest positive double), see :func:`signal_of_loss`
+MIN_LOSS = float(np.nextafter(0.0, 1.0))
 
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
@@ -53,20 +60,38 @@ def true_label_probability(logits: torch.Tensor, labels: torch.Tensor) -> torch.
     return torch.softmax(logits.double(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
 
 
+def signal_of_logits(logits: torch.Tensor, labels: torch.Tensor, signal: str) -> torch.Tensor:
+    """(N,) ``signal`` ("logit" | "probability" | "loss") from logits (N, C) and true labels."""
+    if signal == "logit":
+        return logit_confidence(logits, labels)
+    if signal == "probability":
+        return true_label_probability(logits, labels)
+    if signal == "loss":
+        return F.cross_entropy(logits.double(), labels, reduction="none")
+    raise ValueError(f"unknown signal {signal!r}")
+
+
+def signal_of_loss(loss: torch.Tensor, signal: str) -> torch.Tensor:
+    """(N,) ``signal`` from a recorded cross-entropy ``loss`` of the true label (``p_y = exp(-loss)``).
+
+    Logit scaling without cancellation: ``log(p / (1 - p)) = -loss - log(-expm1(-loss))``.
+    A loss is floored at the smallest positive double (project choice): a recorded 0 (a
+    saturated float softmax) means "at least that confident" and scales to ~744, not inf.
+    """
+    loss = loss.double().clamp(min=MIN_LOSS)
+    if signal == "loss":
+        return loss
+    if signal == "probability":
+        return torch.exp(-loss)
+    if signal == "logit":
+        return -loss - torch.log(-torch.expm1(-loss))
+    raise ValueError(f"unknown signal {signal!r}")
+
+
 def query(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
           shifts: tuple[tuple[int, int], ...], signal: str) -> torch.Tensor:
     """(N, A) ``signal`` ("logit" | "probability" | "loss") of ``model`` per example and shift."""
-    cols = []
-    for s in shifts:
-        z = logits_of(model, shifted(inputs, s))
-        if signal == "logit":
-            cols.append(logit_confidence(z, labels))
-        elif signal == "probability":
-            cols.append(true_label_probability(z, labels))
-        elif signal == "loss":
-            cols.append(F.cross_entropy(z.double(), labels, reduction="none"))
-        else:
-            raise ValueError(f"unknown signal {signal!r}")
+    cols = [signal_of_logits(logits_of(model, shifted(inputs, s)), labels, signal) for s in shifts]
     return torch.stack(cols, dim=1)
 
 
@@ -81,8 +106,7 @@ def reference_signals(view, num_models: int, generator: torch.Generator, signal:
     if view.train_references is None:
         raise ValueError("this attack needs reference models: its threat model must know the "
                          "training procedure")
-    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
-    masks = balanced_masks(num_models, len(view.candidates), rng)
+    masks = reference_masks(num_models, len(view.candidates), generator)
     models = view.train_references(masks)
     shifts = augmentations(view.modality, view.input_shape)
     cand = torch.stack([query(m, view.candidates.inputs, view.candidates.labels, shifts, signal)
@@ -92,6 +116,12 @@ def reference_signals(view, num_models: int, generator: torch.Generator, signal:
         pop = torch.stack([query(m, view.population.inputs, view.population.labels, shifts, signal)
                            for m in models])
     return masks, cand, pop
+
+
+def reference_masks(num_models: int, num_candidates: int, generator: torch.Generator) -> np.ndarray:
+    """The (K, N) masks :func:`reference_signals` trains on, drawn from ``generator``."""
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+    return balanced_masks(num_models, num_candidates, rng)
 
 
 def balanced_masks(num_models: int, num_candidates: int, generator: np.random.Generator) -> np.ndarray:

@@ -100,13 +100,23 @@ class RMIA(Attack):
                     "probability").mean(1)
         p_z = query(view.model, view.population.inputs, view.population.labels, shifts,
                     "probability").mean(1)
+        scores, a = self.score(p_x, p_z, ref_x, ref_z, masks)
+        stats = {"a": float(a)} if a is not None else {}
+        return AttackResult(scores=scores, stats=stats)
+
+    def score(self, p_x, p_z, ref_x, ref_z, masks) -> tuple[torch.Tensor, float | None]:
+        """RMIA scores (N,) and the ``a`` used, from probabilities, with no model at hand.
+
+        ``p_x`` (N,) and ``p_z`` (P,) are the target's probabilities of the true label on
+        candidates and population, ``ref_x`` (K, N) and ``ref_z`` (K, P) the reference
+        models', ``masks`` (K, N) bool which candidates each reference model trained on.
+        :meth:`run` and the score-level audit both score through here.
+        """
         a = self.a
         if self.variant == "offline" and a is None:
             a = self._choose_a(masks, ref_x, ref_z)
         self.chosen_a = a
-        scores = self._scores(p_x, p_z, ref_x, ref_z, masks, a)
-        stats = {"a": float(a)} if a is not None else {}
-        return AttackResult(scores=scores.float(), stats=stats)
+        return self._scores(p_x, p_z, ref_x, ref_z, masks, a).float(), a
 
     def _choose_a(self, masks, ref_x, ref_z) -> float:
         """The paper's calibration: reference model 0 as target, the rest as references."""

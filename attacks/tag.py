@@ -151,7 +151,7 @@ class TAG(Attack):
         check_interval("num_classes", owner, view.num_classes, kind=int, low=ByteTokenizer.vocab_size)
         length, vocab, batch = shape[0], int(view.num_classes), int(view.batch_size)
 
-        causal, params = attack_copy(view.model, device, view.target.tensors)
+        causal, params = attack_copy(view.model, device, view.target.tensors, view.local_training)
         observed = observed_tensors(view.target.tensors, params, device)
         training = view.local_training
         use_cosine = self.distance == "cosine"

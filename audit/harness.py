@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from audit.core.attack import ATTACKS, Attack, AttackView
 from audit.core.claims import PrivacyClaim
 from audit.core.config import AuditConfig
+from audit.data.client_partition import partition
 from audit.data.dataset import ImageDataset
 from audit.data.registry import create_dataset
 from audit.core.defense import DEFENSES, Defense, FederationSchedule
@@ -44,6 +45,10 @@ from audit.metrics.scoring import (
 from audit.fl.simulation import ClientData, FederatedSimulation, Transcript, local_update
 from audit.metrics.text_scoring import score_text
 from audit.core.updates import LocalTraining
+from audit.core.user_code import is_user_spec
+from audit.fl.local_steps import check_loss
+from audit.models.shape_check import check_model_fits
+from audit.models.weights import load_weights
 from audit.core.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
 from reports.images import image_grid_png, png_base64
 
@@ -65,6 +70,7 @@ class PreparedRun:
     transcript: Transcript
     runtime_s: float
     training: LocalTraining | None = None  # what clients ran (the task's class weights)
+    unused: list[int] | None = None  # the items no client holds, in order
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,21 @@ class Target:
 
 def validate(config: AuditConfig) -> None:
     """Check every name and parameter before any computation (cheap constructors only)."""
-    DEFENSES.create(config.defense, **config.defense_params)
+    defense = DEFENSES.create(config.defense, **config.defense_params)
     ATTACKS.create(config.attack, **config.attack_params)
     create_threat_model(config.threat_model) if config.threat_model else None
+    client_training(config, defense)
+
+
+def client_training(config: AuditConfig, defense: Defense) -> LocalTraining | None:
+    """The clients' local training: the defense's, with the user's description
+    (``config.local_training``) over it; None when the user gave none. A user's loss is
+    loaded here, so a bad ``module:function`` fails before any work."""
+    if not config.local_training:
+        return None
+    training = defense.local_training.with_overrides(config.local_training, source="the 'local_training' settings")
+    check_loss(training)
+    return training
 
 
 def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False) -> PreparedRun:
@@ -93,13 +111,7 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     dataset = create_dataset(config.dataset, **config.dataset_params)
-    needed = config.batch_size * config.num_targets
-    if needed > len(dataset):
-        raise InvalidParameterError(
-            f"The audit needs batch_size x num_targets = {needed} images but dataset "
-            f"{config.dataset!r} has {len(dataset)}. Got batch_size={config.batch_size}, "
-            f"num_targets={config.num_targets} instead."
-        )
+    held, unused = client_items(config, dataset)
     defense = DEFENSES.create(config.defense, **config.defense_params)
     threat_model = create_threat_model(config.threat_model or defense.default_threat_model)
     model = create_model(
@@ -110,31 +122,63 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         channel_std=dataset.channel_std,
         **config.model_params,
     )
+    if config.weights:
+        load_weights(model, config.weights, what=f"model {config.model!r}")
+    if is_user_spec(config.model):
+        check_model_fits(model, dataset.images[:1], num_classes=dataset.num_classes, task=dataset.task,
+                         model_name=config.model, dataset_name=config.dataset)
     if config.pretrain_steps:
-        rest = list(range(needed, len(dataset))) or list(range(len(dataset)))
+        rest = unused or list(range(len(dataset)))
         pretrain(model, dataset.subset(rest), steps=config.pretrain_steps, seed=config.seed)
-    clients = [
-        _client_data(dataset, range(k * config.batch_size, (k + 1) * config.batch_size))
-        for k in range(config.num_targets)
-    ]
+    clients = [_client_data(dataset, items) for items in held]
     schedule = FederationSchedule(
         num_clients=config.num_targets,
         clients_per_round=config.clients_per_round or config.num_targets,
         rounds=config.rounds,
         examples_per_client=tuple(len(c) for c in clients),
     )
-    public = _public_split(dataset, defense, first=needed)
+    public = _public_split(dataset, defense, unused)
     defense.prepare(schedule)
     sim = FederatedSimulation(
         model=model, clients=clients, defense=defense, schedule=schedule, seed=config.seed,
         device=device, public=public, class_weights=dataset.class_weights,
+        training=client_training(config, defense),
     )
     transcript = sim.run(progress=progress)
     claim = defense.claim(schedule)  # after the run: a defense may set budgets from data
     return PreparedRun(
         config, dataset, model, defense, schedule, claim, threat_model, clients, transcript,
-        time.perf_counter() - start, sim.training,
+        time.perf_counter() - start, sim.training, unused,
     )
+
+
+def client_items(config: AuditConfig, dataset: ImageDataset) -> tuple[list[list[int]], list[int]]:
+    """The items each client holds (``batch_size`` each) and the items no client holds, in
+    order (the server's public split and pre-training draw from those).
+
+    ``client_split`` "sequential" gives client k the items ``k*batch_size ...``; the other
+    splits (:func:`audit.data.client_partition.partition`) give it the first ``batch_size``
+    items of its part."""
+    bs, k = config.batch_size, config.num_targets
+    if config.client_split == "sequential":
+        needed = bs * k
+        if needed > len(dataset):
+            raise InvalidParameterError(
+                f"The audit needs batch_size x num_targets = {needed} images but dataset "
+                f"{config.dataset!r} has {len(dataset)}. Got batch_size={bs}, "
+                f"num_targets={k} instead."
+            )
+        return [list(range(i * bs, (i + 1) * bs)) for i in range(k)], list(range(needed, len(dataset)))
+    parts = partition(dataset, k, config.client_split, alpha=config.client_split_alpha, seed=config.seed)
+    small = [i for i, part in enumerate(parts) if len(part) < bs]
+    if small:
+        raise InvalidParameterError(
+            f"The 'batch_size' parameter of the audit must be at most the items of every client: with "
+            f"client_split={config.client_split!r}, client {small[0]} holds {len(parts[small[0]])}. "
+            f"Got batch_size={bs} instead.")
+    held = [part[:bs].tolist() for part in parts]
+    taken = {i for items in held for i in items}
+    return held, [i for i in range(len(dataset)) if i not in taken]
 
 
 def _client_data(dataset: ImageDataset, items) -> ClientData:
@@ -143,17 +187,18 @@ def _client_data(dataset: ImageDataset, items) -> ClientData:
     return ClientData(dataset.images[idx], dataset.labels[idx], psi)
 
 
-def _public_split(dataset: ImageDataset, defense: Defense, *, first: int) -> ClientData | None:
-    """The ``defense.public_examples`` items after the clients' items (the server's public
-    split of the training data), or None when the defense wants none."""
+def _public_split(dataset: ImageDataset, defense: Defense, unused: list[int]) -> ClientData | None:
+    """The first ``defense.public_examples`` items no client holds (the server's public split
+    of the training data), or None when the defense wants none."""
     n = int(getattr(defense, "public_examples", 0) or 0)
     if n == 0:
         return None
-    if first + n > len(dataset):
+    if n > len(unused):
         raise InvalidParameterError(
-            f"Defense {defense.name!r} needs {n} public examples beyond the clients' {first}, "
-            f"but dataset {dataset.name!r} has {len(dataset)}. Got public_size={n} instead.")
-    return _client_data(dataset, range(first, first + n))
+            f"Defense {defense.name!r} needs {n} public examples beyond the clients' "
+            f"{len(dataset) - len(unused)}, but dataset {dataset.name!r} has {len(dataset)}. "
+            f"Got public_size={n} instead.")
+    return _client_data(dataset, unused[:n])
 
 
 def targets(run: PreparedRun, *, attacked_round: int | None = None) -> list[Target]:
@@ -282,6 +327,7 @@ def attack_run(
             "local_steps": run.defense.local_training.steps,
             "rounds": cfg.rounds,
             "clients": cfg.num_targets,
+            "local_training": (run.training or run.defense.local_training).describe(),
         },
         "metrics": metrics,
         "images": images,
@@ -311,8 +357,9 @@ def raw_update(run: PreparedRun, target: Target) -> dict[str, torch.Tensor]:
 def _baseline_record(run: PreparedRun) -> torch.Tensor:
     """A record of the dataset that no client holds (what knowing the data distribution
     alone gives an adversary): the first after the clients' items, or the last record."""
-    clients = sum(len(c) for c in run.clients)
-    return run.dataset.images[min(clients, len(run.dataset) - 1)]
+    if run.unused:
+        return run.dataset.images[run.unused[0]]
+    return run.dataset.images[len(run.dataset) - 1]
 
 
 def run_audit(

@@ -6,7 +6,7 @@ Dirichlet(0.1), 50 rounds x 5 local epochs, SGD lr 0.01 momentum 0.9, batch 10-4
 
 * data: scikit-learn digits resized to ``--size`` (16) px, shuffled (seed); 400 images
   pre-train the base, 300 are the test set, the rest go to 12 clients by a Dirichlet(0.1)
-  label split (:func:`audit.fl.client_splits.dirichlet_split`, at least 5 images each);
+  label split (:func:`audit.data.client_partition.dirichlet_split`, at least 5 images each);
 * model: ``vit-lora`` (hidden 64, 4 layers, 4 heads, patch 4; LoRA r = 8, alpha = 8 on
   query/key/value); the base and its head are pre-trained centrally for
   ``--pretrain-steps`` SGD steps (:func:`audit.fl.pretraining.pretrain`, LoRA untouched), then
@@ -51,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    from audit.fl.client_splits import dirichlet_split
+    from audit.data.client_partition import dirichlet_split
     from audit.data.registry import create_dataset
     from audit.core.defense import DEFENSES, FederationSchedule
     from audit.core.device import resolve_device

@@ -243,3 +243,24 @@ def compliance_pdf(report: dict, images: dict[str, dict] | None, path) -> None:
     from reports.pdf import html_to_pdf
 
     html_to_pdf(_pdf_html(report, images or {}), path, title=report["title"])
+
+
+#: the formats a compliance report is written in
+COMPLIANCE_FORMATS = ("html", "md", "pdf", "json")
+
+
+def write_compliance(report: dict, fmt: str, out, images: dict[str, dict] | None = None) -> None:
+    """Write ``report`` to the file ``out`` as ``fmt`` (one of :data:`COMPLIANCE_FORMATS`),
+    atomically; ``images`` (finding id -> image) illustrate the HTML and PDF forms."""
+    from reports.io import write_json_atomic, write_text_atomic
+
+    if fmt == "json":
+        write_json_atomic(out, report)
+    elif fmt == "md":
+        write_text_atomic(out, compliance_markdown(report))
+    elif fmt == "html":
+        write_text_atomic(out, compliance_html(report, images))
+    elif fmt == "pdf":
+        compliance_pdf(report, images, out)
+    else:
+        raise ValueError(f"unknown compliance report format {fmt!r}")

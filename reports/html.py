@@ -339,7 +339,8 @@ def finding_view(finding: dict, index: int) -> dict:
     ] + [(key.replace("_", " "), str(setting[key]))
          for key in ("batch_size", "num_targets", "local_steps", "rounds", "clients")] + [
         (label, f"{setting[key]:.3f}") for key, label in _OPTIONAL_SETTING
-        if isinstance(setting.get(key), (int, float))]
+        if isinstance(setting.get(key), (int, float))] + (
+        [("local training", format_value(setting["local_training"]))] if setting.get("local_training") else [])
     images = finding["images"]
     return {
         "index": index,

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from audit.cli.common import _fail, _finish, _int, _lpips, _progress
+from audit.cli.common import _fail, _finish, _float, _int, _lpips, _progress
 from audit.core.attack import ATTACKS
 from audit.core.config import AuditConfig, canonical_command, load_config_file, parse_pairs
 from audit.core.device import resolve_device, set_threads
@@ -30,6 +30,9 @@ _CONFIG_OPTIONS = {
     "seed": "seed",
     "num_candidates": "num_candidates",
     "num_population": "num_population",
+    "weights": "weights",
+    "client_split": "client_split",
+    "client_split_alpha": "client_split_alpha",
 }
 
 
@@ -43,9 +46,15 @@ _CONFIG_OPTIONS = {
 @click.option("--dataset-param", multiple=True, metavar="K=V", help="Dataset parameter (e.g. path=DIR).")
 @click.option("--model", default="convnet", show_default=True, help="Model name.")
 @click.option("--model-param", multiple=True, metavar="K=V", help="Model parameter, repeatable.")
+@click.option("--weights", default=None, metavar="FILE.safetensors", help="Broadcast weights of the model (default: random init).")
+@click.option("--local-training", multiple=True, metavar="K=V",
+              help="The clients' local training as they run it (epochs, batch_size, optimizer, model_mode, ...), repeatable.")
 @click.option("--threat-model", default=None, help="Threat model (default: the defense's claim's adversary).")
 @click.option("--batch-size", type=str, default="1", show_default=True, help="Examples per client batch.")
 @click.option("--num-targets", type=str, default="8", show_default=True, help="Clients (targets) to attack.")
+@click.option("--client-split", default="sequential", show_default=True,
+              help="Which items each client holds: sequential | iid | dirichlet | column (the data's client column).")
+@click.option("--client-split-alpha", default=None, help="Dirichlet concentration (with --client-split dirichlet).")
 @click.option("--clients-per-round", type=str, default=None, help="Clients sampled per round (default all).")
 @click.option("--rounds", type=str, default="1", show_default=True, help="Federated rounds simulated.")
 @click.option("--pretrain-steps", type=str, default="0", show_default=True, help="Brief training before the audit.")
@@ -64,10 +73,15 @@ _CONFIG_OPTIONS = {
 @click.option("--workers", type=str, default=None, help="Shadow models trained at once (default: CPU count).")
 @click.option("--cache-dir", default=None, help="Shadow-model cache (default $XDG_CACHE_HOME/fedaudit/models).")
 @click.option("--out", default=None, help="Output directory for report.json and report.html.")
+@click.option("--observed", default=None, metavar="DIR", help="Audit the recorded updates in DIR, no simulation (docs/recorded-updates.md).")
 @click.pass_context
 def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
     """Audit one defense with one attack and write a report."""
     start = time.perf_counter()
+    if opts["observed"] is not None:  # recorded updates, no simulation: audit.cli.observed_command
+        from audit.cli.observed_command import observed_audit
+
+        return observed_audit(ctx, config_file, opts, start)
     try:
         settings: dict[str, Any] = load_config_file(config_file) if config_file else {}
 
@@ -80,6 +94,8 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
         for kind in ("defense", "attack", "dataset", "model"):
             pairs = parse_pairs(opts[f"{kind}_param"], f"--{kind}-param")
             settings[f"{kind}_params"] = {**settings.get(f"{kind}_params", {}), **pairs}
+        pairs = parse_pairs(opts["local_training"], "--local-training")
+        settings["local_training"] = {**settings.get("local_training", {}), **pairs}
         for key in ("device", "threads", "out"):
             if explicit(key) or key not in settings:
                 settings[key] = opts[key]
@@ -88,6 +104,8 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
         for key in ("clients_per_round", "num_candidates", "num_population"):
             if settings.get(key) is not None:
                 settings[key] = _int(key, settings[key])
+        if settings.get("client_split_alpha") is not None:
+            settings["client_split_alpha"] = _float("client_split_alpha", settings["client_split_alpha"])
         if opts["shadow_models"] is not None:
             settings["attack_params"]["shadow_models"] = _int("shadow_models", opts["shadow_models"])
 

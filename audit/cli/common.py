@@ -59,6 +59,17 @@ def _int(name: str, value: Any) -> int:
         ) from None
 
 
+def _float(name: str, value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        raise InvalidParameterError(
+            f"The {name!r} parameter of fedaudit must be a number. Got {value!r} instead."
+        ) from None
+
+
 def _command_of(ctx: click.Context, name: str) -> str:
     """The command line that reproduces this invocation (every option, defaults included)."""
     words = ["fedaudit", name]

@@ -20,7 +20,9 @@ from audit.cli.common import _fail
 from audit.cli.demo_command import demo
 from audit.cli.epsilon_command import epsilon
 from audit.cli.list_command import list_cmd
+from audit.cli.mia_command import mia_cmd
 from audit.cli.opacus_command import opacus_cmd
+from audit.cli.record_command import record_cmd
 from audit.cli.report_command import report_cmd
 from audit.cli.sweep_command import sweep_cmd
 from audit.cli.validate_command import validate_cmd
@@ -34,6 +36,8 @@ def cli() -> None:
 
 for _command in (list_cmd, audit, demo, epsilon, opacus_cmd, sweep_cmd, report_cmd, check_cmd, validate_cmd):
     cli.add_command(_command)
+cli.add_command(mia_cmd)
+cli.add_command(record_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

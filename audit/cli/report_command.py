@@ -10,20 +10,9 @@ import click
 
 from audit.cli.common import _compliance, _fail
 from audit.core.errors import InvalidParameterError
+from reports.compliance_render import COMPLIANCE_FORMATS as REPORT_FORMATS
 
 
-REPORT_FORMATS = ("html", "md", "pdf", "json")
-
-
-def _images(run_dirs: tuple[str, ...]) -> dict[str, dict]:
-    from reports.io import load_report
-
-    out = {}
-    for d in run_dirs:
-        for f in load_report(Path(d) / "report.json")["findings"]:
-            if f.get("images"):
-                out[f["id"]] = f["images"]
-    return out
 
 
 def _rerender(report_json: str, fmt: str, output: str | None) -> None:
@@ -66,22 +55,10 @@ def report_cmd(run_dirs: tuple[str, ...], policy_file: str | None, fmt: str, out
         command = shlex.join(["fedaudit", "report", *run_dirs, *(["--policy", policy_file] if policy_file else []),
                               "--format", fmt, "--out", out])
         report = _compliance(run_dirs, policy_file, command)
-        from reports.io import write_json_atomic, write_text_atomic
+        from audit.compliance.compliance_report import finding_images
+        from reports.compliance_render import write_compliance
 
-        if fmt == "json":
-            write_json_atomic(out, report)
-        elif fmt == "md":
-            from reports.compliance_render import compliance_markdown
-
-            write_text_atomic(out, compliance_markdown(report))
-        elif fmt == "html":
-            from reports.compliance_render import compliance_html
-
-            write_text_atomic(out, compliance_html(report, _images(run_dirs)))
-        else:
-            from reports.compliance_render import compliance_pdf
-
-            compliance_pdf(report, _images(run_dirs), out)
+        write_compliance(report, fmt, out, None if fmt in ("json", "md") else finding_images(run_dirs))
         click.echo(f"{report['verdict']['status']}: wrote {out}")
     except InvalidParameterError as exc:
         _fail(str(exc))

@@ -231,3 +231,13 @@ def build_compliance(runs: Sequence[dict], *, policy, policy_source: str, comman
         },
     }
     return validate_compliance(report)
+
+
+def finding_images(run_dirs: Sequence[str | Path]) -> dict[str, dict]:
+    """The images of the runs' findings (finding id -> image), to illustrate a compliance report."""
+    out: dict[str, dict] = {}
+    for d in run_dirs:
+        for f in load_report(Path(d) / "report.json")["findings"]:
+            if f.get("images"):
+                out[f["id"]] = f["images"]
+    return out

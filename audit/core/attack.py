@@ -153,4 +153,4 @@ class Attack(ABC):
         """Attack one target."""
 
 
-ATTACKS: Registry[Attack] = Registry("attack", group="fedaudit.attacks")
+ATTACKS: Registry[Attack] = Registry("attack", group="fedaudit.attacks", kind=Attack)

@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from audit.core.errors import InvalidParameterError, invalid
-from audit.core.validation import check_interval, check_table_keys
+from audit.core.validation import check_interval, check_options, check_table_keys
 
 RUN_KEYS = ("device", "threads", "out")
+CLIENT_SPLITS = ("sequential", "iid", "dirichlet", "column")
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,36 @@ class AuditConfig:
     #: membership attacks: candidates and population sizes (None: 40% / 20% of the data)
     num_candidates: int | None = None
     num_population: int | None = None
+    #: the broadcast weights of the model, a ``.safetensors`` file (None: random init)
+    weights: str | None = None
+    #: the clients' local training as they really run it (keys of
+    #: :data:`audit.core.updates.LOCAL_TRAINING_KEYS`), over the defense's defaults
+    local_training: dict[str, Any] = field(default_factory=dict)
+    #: which items each client holds: "sequential" (client k: items k*batch_size ...), "iid",
+    #: "dirichlet" (by label, ``client_split_alpha``) or "column" (the data's client column);
+    #: each client then holds the first ``batch_size`` items of its part
+    client_split: str = "sequential"
+    client_split_alpha: float | None = None
 
     def __post_init__(self) -> None:
         owner = "the audit"
         for name in ("defense", "attack", "dataset", "model"):
             if not isinstance(getattr(self, name), str):
                 raise invalid(name, owner, "a str", getattr(self, name))
-        for name in ("defense_params", "attack_params", "dataset_params", "model_params"):
+        if self.weights is not None and not isinstance(self.weights, str):
+            raise invalid("weights", owner, "a path to a .safetensors file", self.weights)
+        for name in ("defense_params", "attack_params", "dataset_params", "model_params", "local_training"):
             if not isinstance(getattr(self, name), dict):
                 raise invalid(name, owner, "a table of key = value", getattr(self, name))
         check_interval("batch_size", owner, self.batch_size, kind=int, low=1)
+        check_options("client_split", owner, self.client_split, CLIENT_SPLITS)
+        if self.client_split_alpha is not None:
+            if self.client_split != "dirichlet":
+                raise invalid("client_split_alpha", owner, "None unless client_split is 'dirichlet'",
+                              self.client_split_alpha)
+            check_interval("client_split_alpha", owner, self.client_split_alpha, low=0, closed="right")
+        elif self.client_split == "dirichlet":
+            raise invalid("client_split_alpha", owner, "a float > 0 with client_split 'dirichlet'", None)
         check_interval("num_targets", owner, self.num_targets, kind=int, low=1)
         if self.clients_per_round is not None:
             check_interval(
@@ -142,8 +163,14 @@ def canonical_command(config: AuditConfig, *, threads: int, estimator: str | Non
             parts += [f"--{kind}-param", f"{k}={v}"]
     if config.threat_model:
         parts += ["--threat-model", config.threat_model]
+    if config.weights:
+        parts += ["--weights", config.weights]
+    for k, v in sorted(config.local_training.items()):
+        parts += ["--local-training", f"{k}={v}"]
+    if config.client_split != "sequential":
+        parts += ["--client-split", config.client_split]
     for key in ("batch_size", "num_targets", "clients_per_round", "rounds", "pretrain_steps", "seed",
-                "num_candidates", "num_population"):
+                "num_candidates", "num_population", "client_split_alpha"):
         value = getattr(config, key)
         if value is not None:
             parts += [f"--{key.replace('_', '-')}", str(value)]

@@ -167,4 +167,4 @@ class KeyedDefense(Defense):
         return self._training
 
 
-DEFENSES: Registry[Defense] = Registry("defense", group="fedaudit.defenses")
+DEFENSES: Registry[Defense] = Registry("defense", group="fedaudit.defenses", kind=Defense)

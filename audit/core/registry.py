@@ -13,16 +13,26 @@ that registers its package's entries; fedaudit's own are declared the same way i
 plugs in by declaring an entry point in its own metadata, without editing ours. The
 built-in entry point loads first, then the others sorted by name; a plug-in that fails to
 load, or registers a name already taken, is an error naming the entry point.
+
+**The user's own code.** A name holding ``:`` is not looked up but loaded
+(:mod:`audit.core.user_code`): ``--defense my_defense.py:TopK`` or
+``--model my_package.nets:build``. A class with a ``from_params`` classmethod is built
+through it (fedaudit's convention), any other callable is called with the parameters; the
+result must be of the registry's ``kind`` (a :class:`~audit.core.defense.Defense`, an
+``nn.Module``, ...), otherwise an error names the spec and what it returned. User entries
+are not listed by ``fedaudit list``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Generic, TypeVar
 
 from audit.core.errors import InvalidParameterError
+from audit.core.user_code import is_user_spec, load_callable
 
 T = TypeVar("T")
 
@@ -44,12 +54,22 @@ class Entry(Generic[T]):
     summary: str
 
 
+def _signature(fn: Callable[..., object]) -> inspect.Signature:
+    """``fn``'s signature, or ``(**params)`` when it has none to read."""
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return inspect.Signature([inspect.Parameter("params", inspect.Parameter.VAR_KEYWORD)])
+
+
 class Registry(Generic[T]):
     """A family of named factories; with ``group``, filled from that entry-point group."""
 
-    def __init__(self, family: str, *, group: str | None = None) -> None:
+    def __init__(self, family: str, *, group: str | None = None, kind: type | None = None) -> None:
         self.family = family
         self.group = group
+        #: what a user's factory must return (None: anything)
+        self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = group is None
         self._loading: str | None = None
@@ -92,8 +112,37 @@ class Registry(Generic[T]):
             finally:
                 self._loading = None
 
+    def _user_entry(self, spec: str) -> Entry[T]:
+        """An entry for the user's ``file.py:name`` / ``module:name`` (not registered)."""
+        factory = load_callable(spec, parameter=self.family, owner=f"the {self.family} option")
+        build = getattr(factory, "from_params", factory)
+        kind = self.kind
+
+        def create(**params: object) -> T:
+            try:
+                made = build(**params)
+            except InvalidParameterError:
+                raise
+            except Exception as exc:
+                first = (str(exc).splitlines() or [""])[0]
+                raise InvalidParameterError(
+                    f"The {self.family!r} parameter: {spec!r} failed to build with parameters "
+                    f"{dict(params)!r} ({type(exc).__name__}: {first}).") from None
+            if kind is not None and not isinstance(made, kind):
+                raise InvalidParameterError(
+                    f"The {self.family!r} parameter: {spec!r} must give a {kind.__name__}. "
+                    f"Got a {type(made).__name__} instead.")
+            return made
+
+        create.__signature__ = _signature(build)  # type: ignore[attr-defined]
+        doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
+        return Entry(spec, create, doc[0] if doc else f"the user's {self.family}")
+
     def get(self, name: str) -> Entry[T]:
-        """The entry for ``name``, or an error that lists the valid names."""
+        """The entry for ``name``, or an error that lists the valid names. A name with ``:``
+        is the user's own code (see the module docstring)."""
+        if is_user_spec(name):
+            return self._user_entry(name)
         self.load_plugins()
         try:
             return self._entries[name]

@@ -73,7 +73,7 @@ class ThreatModel:
         return item in self.knows
 
 
-THREAT_MODELS: Registry[ThreatModel] = Registry("threat model", group="fedaudit.threat_models")
+THREAT_MODELS: Registry[ThreatModel] = Registry("threat model", group="fedaudit.threat_models", kind=ThreatModel)
 
 
 def create_threat_model(name: str) -> ThreatModel:

@@ -8,7 +8,19 @@ from audit.data.generated.documents import documents
 from audit.data.generated.purchase_synthetic import purchase_synthetic
 from audit.data.generated.text_records import records
 from audit.data.loaders.document_folder import document_folder
+from audit.data.loaders.hf_disk import hf_disk
 from audit.data.loaders.image_folder import cifar10, image_folder
+from audit.data.loaders.jsonl_text import jsonl_text
+from audit.data.loaders.npz import npz
+from audit.data.loaders.table import table
+
+#: the loaders of a user's files in the formats people keep: (name, factory, summary)
+LOCAL_FILES = (
+    ("npz", npz, "local NumPy .npz (path=): images or feature rows x, labels y, optional clients"),
+    ("table", table, "local CSV or Parquet table (path=): label=, features=a,b,c, optional client_column="),
+    ("hf-disk", hf_disk, "local Hugging Face dataset from save_to_disk (path=): image=, features= or text= columns"),
+    ("jsonl-text", jsonl_text, "local JSONL text (path=), one object a line (text_key=, client_key=): byte tokens"),
+)
 
 
 def register(registry: Registry) -> None:
@@ -21,6 +33,8 @@ def register(registry: Registry) -> None:
                       summary="generated Purchase-style task: 600 binary features, 10 classes, atypical tail (membership leaks)")
     registry.register("image-folder", image_folder)
     registry.register("cifar10", cifar10)
+    for name, factory, summary in LOCAL_FILES:
+        registry.register(name, factory, summary=summary)
     registry.register("documents", documents,
                       summary="generated receipts and forms (Faker + PIL): tamper masks to segment, PSI masks, template groups")
     registry.register("document-folder", document_folder,

@@ -1,7 +1,9 @@
 """The dataset type every room shares: items (N, C, H, W) in [0, 1], labels, statistics.
 
-:class:`ImageDataset` also carries text (token ids), tabular rows and segmentation masks;
-:func:`from_arrays` builds one from float arrays, with statistics over all items.
+:class:`ImageDataset` also carries text (token ids), tabular rows, segmentation masks and
+each item's client (``clients``, from a user's client column); :func:`from_arrays` builds
+one from float arrays, with statistics over all items; :func:`from_texts` one of byte
+tokens for language modelling (:class:`audit.models.text_lm.ByteTokenizer`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 
 from audit.core.validation import check_interval
+from audit.models.text_lm import ByteTokenizer
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class ImageDataset:
     #: (name -> sequence with one entry per item), which :meth:`subset` re-indexes. Not
     #: compared or hashed.
     meta: dict[str, Any] | None = field(default=None, compare=False)
+    #: (N,) int client of each item, dense codes 0..K-1 (a loader's client column; the
+    #: original names in ``meta["client_names"]``), for :mod:`audit.data.client_partition`'s
+    #: ``"column"`` split; None when the data names no clients
+    clients: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -66,7 +73,8 @@ class ImageDataset:
             self.channel_std, self.source, self.modality, self.task,
             None if self.psi_masks is None else self.psi_masks[idx],
             None if self.groups is None else self.groups[idx], self.class_weights,
-            _subset_meta(self.meta, idx.tolist()))
+            _subset_meta(self.meta, idx.tolist()),
+            None if self.clients is None else self.clients[idx])
 
 
 def _subset_meta(meta: dict[str, Any] | None, idx: list[int]) -> dict[str, Any] | None:
@@ -90,3 +98,12 @@ def from_arrays(name: str, images: np.ndarray, labels, num_classes: int, source:
     std = tuple(max(float(v), 1e-3) for v in x.std(dim=(0, 2, 3)))
     return ImageDataset(name, x, y, num_classes, mean, std, source)
 
+
+def from_texts(name: str, texts, length: int, source: str, **fields: Any) -> ImageDataset:
+    """A language-modelling dataset of ``texts``: :meth:`ByteTokenizer.batch_encode` ids (N,
+    ``length``) as ``images``, next-token targets as ``labels``; ``fields`` (``groups``,
+    ``clients``, ``meta``) are passed on."""
+    tokenizer = ByteTokenizer()
+    ids, targets = tokenizer.batch_encode(list(texts), length)
+    return ImageDataset(name, ids, targets, tokenizer.vocab_size, (0.0,), (1.0,), source,
+                        modality="text", task="language-modeling", **fields)

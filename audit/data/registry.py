@@ -13,7 +13,7 @@ from audit.core.registry import Registry
 from audit.core.validation import check_known_keys
 from audit.data.dataset import ImageDataset
 
-DATASETS: Registry[ImageDataset] = Registry("dataset", group="fedaudit.datasets")
+DATASETS: Registry[ImageDataset] = Registry("dataset", group="fedaudit.datasets", kind=ImageDataset)
 
 
 def create_dataset(name: str, **params: Any) -> ImageDataset:

@@ -6,8 +6,9 @@ The :class:`Transcript` keeps the broadcast weights, every observation and every
 aggregate; the clients' data (the ground truth) stays in the simulation and is handed to
 scoring only, never to an attack.
 
-Choices: clients run ``LocalTraining.steps`` full-batch SGD steps on their whole local
-data (the gradient-inversion setting, where a client's data is one batch); the server
+Choices: clients run their :class:`LocalTraining` (by default ``steps`` full-batch SGD
+steps on their whole local data, the gradient-inversion setting where a client's data is
+one batch; or the user's epochs of minibatches, optimizer, loss and mode); the server
 applies ``theta <- theta - server_lr * aggregate`` with ``server_lr = local lr`` for
 gradients and 1 for model deltas; client sampling is uniform without replacement with a
 seeded generator (the accountant is told the sampling rate).
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from audit.core.defense import Defense, FederationSchedule
 from audit.core.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
+from audit.fl.local_steps import loss_function, minibatch_schedule, optimizer_step, set_training_mode, training_mode
 
 __all__ = ["ClientData", "FederatedSimulation", "RoundRecord", "Transcript", "local_update",
            "trained_names"]
@@ -67,37 +69,35 @@ def local_update(
     model: nn.Module, data: ClientData, training: LocalTraining, *, client_id: int, round: int,
     trainable: Collection[str] | None = None,
 ) -> ModelUpdate:
-    """A client's raw update from the broadcast ``model`` (left unchanged): tensors for the
-    parameters it trains only (:func:`trained_names`; frozen ones, e.g. a LoRA base, never
-    leave the client)."""
-    loss_fn = nn.CrossEntropyLoss(weight=training.loss_weight(data.images.device))
+    """A client's raw update from the broadcast ``model`` (left unchanged, its module modes
+    included): tensors for the parameters it trains only (:func:`trained_names`; frozen
+    ones, e.g. a LoRA base, never leave the client). The local steps follow ``training``
+    (:mod:`audit.fl.local_steps`: minibatch order, loss, module mode, SGD or Adam)."""
+    loss_fn = loss_function(training, data.images.device)
     names = trained_names(model, trainable)
     params = dict(model.named_parameters())
     if training.kind is UpdateKind.GRADIENT:
-        grads = torch.autograd.grad(loss_fn(model(data.images), data.labels),
-                                    [params[n] for n in names])
+        with training_mode(model, training):
+            grads = torch.autograd.grad(loss_fn(model(data.images), data.labels),
+                                        [params[n] for n in names])
         tensors = {n: g.detach().clone() for n, g in zip(names, grads)}
     else:
-        local = copy.deepcopy(model)
+        local = set_training_mode(copy.deepcopy(model), training)
         local_params = dict(local.named_parameters())
-        weights = [local_params[n] for n in names]
-        buffers: list[torch.Tensor] | None = None
-        for _ in range(training.steps):
-            grads = torch.autograd.grad(loss_fn(local(data.images), data.labels), weights)
+        weights = {n: local_params[n] for n in names}
+        schedule = minibatch_schedule(len(data.labels), training, client_id=client_id, round=round)
+        batches = [None] * training.steps if schedule is None else schedule
+        state: dict = {}
+        for idx in batches:
+            x, y = (data.images, data.labels) if idx is None else (data.images[idx], data.labels[idx])
+            grads = torch.autograd.grad(loss_fn(local(x), y), list(weights.values()))
             with torch.no_grad():
-                # SGD as torch.optim.SGD computes it, bit for bit (plain, or heavy-ball with
-                # the buffer starting at the first gradient); written out because
+                # torch.optim's rules written out (audit.fl.local_steps.optimizer_step), because
                 # torch.optim imports torch._dynamo on first use (~1.7 s in every fresh
                 # process, e.g. each Ray worker of a shadow sweep)
-                if training.momentum:
-                    if buffers is None:
-                        buffers = [g.detach().clone() for g in grads]
-                    else:
-                        for b, g in zip(buffers, grads):
-                            b.mul_(training.momentum).add_(g)
-                    grads = buffers
-                for w, g in zip(weights, grads):
-                    w.add_(g, alpha=-training.lr)
+                new = optimizer_step(weights, dict(zip(names, grads)), state, training)
+                for n, w in weights.items():
+                    w.copy_(new[n])
         tensors = {n: (params[n] - local_params[n]).detach().clone() for n in names}
     return ModelUpdate(
         kind=training.kind,
@@ -122,6 +122,7 @@ class FederatedSimulation:
         device: torch.device | str = "cpu",
         public: ClientData | None = None,
         class_weights: tuple[float, ...] | None = None,
+        training: LocalTraining | None = None,
     ) -> None:
         if len(clients) != schedule.num_clients:
             raise ValueError("one ClientData per client is needed")
@@ -129,8 +130,9 @@ class FederatedSimulation:
         self.model = model.to(self.device)
         self.clients = [c.to(self.device) for c in clients]
         self.public = None if public is None else public.to(self.device)
-        #: the clients' local training: the defense's, with the task's class weights
-        self.training = defense.local_training
+        #: the clients' local training: the user's description (``training``) or the
+        #: defense's, with the task's class weights
+        self.training = training or defense.local_training
         if class_weights is not None:
             self.training = replace(self.training, class_weights=tuple(class_weights))
         self.defense = defense

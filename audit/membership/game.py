@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from audit.data.registry import create_dataset
 from audit.core.defense import DEFENSES, FederationSchedule
 from audit.core.errors import InvalidParameterError
 from audit.models.registry import create_model
+from audit.models.weights import load_weights
 from audit.fl.simulation import ClientData, FederatedSimulation, Transcript
 from audit.core.validation import check_interval
 
@@ -62,9 +63,14 @@ class TrainingRecipe:
     num_clients: int
     clients_per_round: int
     rounds: int
+    #: the clients' local training over the defense's (keys of LocalTraining); {}: the defense's
+    local_training: dict[str, Any] = field(default_factory=dict)
+    #: initial (broadcast) weights, a .safetensors file; None: random init
+    weights: str | None = None
 
     def spec(self, indices: Sequence[int], seed: int) -> dict[str, Any]:
-        """The JSON-ready spec of one model trained on ``indices`` with ``seed``."""
+        """The JSON-ready spec of one model trained on ``indices`` with ``seed`` (the user's
+        local training and weights only when given, so other specs keep their cache keys)."""
         return {
             "format": TRAINING_FORMAT,
             "dataset": self.dataset, "dataset_params": dict(self.dataset_params),
@@ -72,6 +78,8 @@ class TrainingRecipe:
             "defense": self.defense, "defense_params": dict(self.defense_params),
             "num_clients": self.num_clients, "clients_per_round": self.clients_per_round,
             "rounds": self.rounds, "indices": [int(i) for i in indices], "seed": int(seed),
+            **({"local_training": dict(self.local_training)} if self.local_training else {}),
+            **({"weights": self.weights} if self.weights else {}),
         }
 
 
@@ -106,13 +114,17 @@ def simulate(spec: dict[str, Any], *, device: torch.device | str = "cpu",
     model = create_model(spec["model"], input_shape=ds.input_shape, num_classes=ds.num_classes,
                          channel_mean=ds.channel_mean, channel_std=ds.channel_std,
                          **spec["model_params"])
+    if spec.get("weights"):
+        load_weights(model, spec["weights"], what=f"model {spec['model']!r}")
     parts = client_split(spec["indices"], spec["num_clients"], spec["seed"])
     clients = [ClientData(ds.images[p], ds.labels[p]) for p in parts]
     defense = DEFENSES.create(spec["defense"], **spec["defense_params"])
     schedule = FederationSchedule(spec["num_clients"], spec["clients_per_round"], spec["rounds"])
     defense.prepare(schedule)
+    training = (defense.local_training.with_overrides(spec["local_training"])
+                if spec.get("local_training") else None)
     sim = FederatedSimulation(model=model, clients=clients, defense=defense, schedule=schedule,
-                              seed=spec["seed"], device=device)
+                              seed=spec["seed"], device=device, training=training)
     transcript = sim.run(progress=progress)
     return sim.model, sim, transcript
 

@@ -14,6 +14,10 @@ candidates, so the final-model scores form a one-run audit; the unit is one exam
 out of a client's data with the clients fixed, i.e. *replace-one* at the client level.
 For a DP-FedAvg claim stated for add-or-remove clients (central mode) the comparison uses
 the same mechanism accounted for replace-one (PLD), and the finding says so.
+
+:func:`recorded_scores` exports what the final-model attacks saw (the target's and the
+reference models' logits, with the memberships) as a scores file for the score-level
+audit (:mod:`audit.membership.score_audit`), which reproduces these findings from it.
 """
 
 from __future__ import annotations
@@ -30,12 +34,11 @@ from audit.core.config import AuditConfig
 from audit.data.registry import create_dataset
 from audit.core.defense import FederationSchedule
 from audit.core.errors import InvalidParameterError
-from attacks.membership_signals import logits_of
+from attacks.membership_signals import logits_of, reference_masks
 from audit.membership.game import MembershipGame, TrainingRecipe, client_split, make_game, model_from_weights, shadow_seed, simulate, train_federated
-from audit.metrics.membership import membership_metrics, metric_entries
+from audit.membership.score_file import RecordedScores, validate_arrays
+from audit.membership.score_evidence import DEFAULT_DELTA, one_run_evidence, roc_image, score_evidence
 from audit.core.threat_model import Knowledge, ObservationPoint, create_threat_model
-from reports.images import png_base64
-from reports.roc_plot import roc_png
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def prepare_membership(config: AuditConfig, *, device: torch.device, backend: Tr
         config.dataset, dict(config.dataset_params), config.model, dict(config.model_params),
         config.defense, dict(config.defense_params), config.num_targets,
         config.clients_per_round or config.num_targets, config.rounds,
+        dict(config.local_training), config.weights,
     )
     spec = recipe.spec(game.target_indices, config.seed)
     model, sim, transcript = simulate(spec, device=device, progress=progress)
@@ -186,12 +190,42 @@ def _broadcast_model(run: MembershipRun, broadcast):
     return model
 
 
+def attack_generator(run: MembershipRun) -> torch.Generator:
+    """The generator each attack on ``run`` starts from: attacks with as many reference
+    models draw the same masks, so they share (cached) reference models."""
+    return torch.Generator().manual_seed(run.config.seed * 1_000_003)
+
+
+def recorded_scores(run: MembershipRun, shadow_models: int) -> RecordedScores:
+    """What a deployment of ``run`` would record, as a scores file in memory.
+
+    The target's and ``shadow_models`` reference models' logits on the candidates and the
+    population, with the true labels and memberships: the very reference models (same
+    masks, seeds and cache) that LiRA and RMIA with ``shadow_models`` train on ``run``, so a
+    score-level audit of these values (:mod:`audit.membership.score_audit`) reproduces the
+    built-in one.
+    """
+    masks = reference_masks(shadow_models, len(run.game.candidates), attack_generator(run))
+    models = _reference_trainer(run, False)(masks)
+    cand, pop = run.game.candidate_data(), run.game.population_data()
+    arrays = {"member": run.game.target_in, "label": cand.labels.numpy(),
+              "logits": logits_of(run.target, cand.inputs).double().numpy(),
+              "ref_logits": np.stack([logits_of(m, cand.inputs).double().numpy() for m in models]),
+              "ref_in": np.asarray(masks, dtype=bool)}
+    if len(pop):
+        arrays.update({"pop_label": pop.labels.numpy(),
+                       "pop_logits": logits_of(run.target, pop.inputs).double().numpy(),
+                       "ref_pop_logits": np.stack([logits_of(m, pop.inputs).double().numpy()
+                                                   for m in models])})
+    return validate_arrays(f"<recorded from the {run.config.defense} audit, seed {run.config.seed}>",
+                           arrays, lambda name, idx: repr(name))
+
+
 def attack_scores(run: MembershipRun, attack: Attack, *, threat_model: str | None = None,
                   progress: bool = False):
     """(scores, true membership, view) of ``attack`` on ``run``."""
     view, truth, _ = membership_view(run, attack, threat_model)
-    gen = torch.Generator().manual_seed(run.config.seed * 1_000_003)
-    result = attack.run(view, generator=gen, device=run.device, progress=progress)
+    result = attack.run(view, generator=attack_generator(run), device=run.device, progress=progress)
     scores = result.scores.detach().double().cpu().numpy()
     return scores, truth, view, result
 
@@ -218,19 +252,9 @@ def example_level_claim(run: MembershipRun) -> tuple[float | None, str]:
 
 def empirical_epsilon(run: MembershipRun, scores, truth) -> dict[str, Any]:
     """One-run lower bound from final-model membership scores, beside the claim."""
-    from audit.privacy.estimators import best_one_run_epsilon
-
-    delta = float(run.claim.delta) if run.claim.has_dp else 1e-5
-    m = len(scores)
-    ks = [k for k in (10, 30, 100, 300) if 2 * k <= m] or [max(1, m // 2)]
-    est = best_one_run_epsilon(scores, truth, delta=delta, ks=ks)
+    delta = float(run.claim.delta) if run.claim.has_dp else DEFAULT_DELTA
     eps_claim, why = example_level_claim(run)
-    verdict = None
-    if eps_claim is not None:
-        verdict = "VIOLATION" if est.epsilon > eps_claim else "PASS"
-    return {"estimator": "one-run", "epsilon_emp": est.epsilon, "delta": delta,
-            "confidence": est.confidence, "epsilon_claim_example_level": eps_claim,
-            "comparison": why, "verdict": verdict, "details": est.to_dict()}
+    return one_run_evidence(scores, truth, delta=delta, epsilon_claim=eps_claim, comparison=why)
 
 
 def membership_finding(run: MembershipRun, attack: Attack, *, threat_model: str | None = None,
@@ -245,26 +269,12 @@ def membership_finding(run: MembershipRun, attack: Attack, *, threat_model: str 
     start = time.perf_counter()
     scores, truth, view, result = attack_scores(run, attack, threat_model=threat_model,
                                                 progress=progress)
-    mm = membership_metrics(scores, truth, bootstrap=bootstrap, seed=run.config.seed)
     cfg = run.config
-    curves = {} if curves is None else curves
-    curves[attack.name + _variant(attack)] = (mm.roc_fpr, mm.roc_tpr)
-    png = roc_png(curves, title=f"{attack.name} against {run.defense.name}",
-                  min_fpr=min(1e-3, 1.0 / mm.non_members))
     final = view.observation is None
     eps = empirical_epsilon(run, scores, truth) if final else None
-    metrics = metric_entries(mm)
-    if eps is not None:
-        metrics.append({
-            "name": "epsilon_emp (one-run)", "unit": "", "direction": "higher-leaks-more",
-            "mean": eps["epsilon_emp"], "worst": eps["epsilon_emp"], "per_item": [],
-            "baseline": None if eps["epsilon_claim_example_level"] is None else {
-                "description": "claimed epsilon for one example (replace-one client data)",
-                "mean": eps["epsilon_claim_example_level"],
-                "worst": eps["epsilon_claim_example_level"]},
-            "note": f"lower bound at {eps['confidence']:.0%} confidence; {eps['comparison']}"
-                    + (f"; {eps['verdict']}" if eps["verdict"] else ""),
-        })
+    mm, metrics = score_evidence(scores, truth, seed=cfg.seed, bootstrap=bootstrap, eps=eps)
+    images = roc_image({} if curves is None else curves, attack.name + _variant(attack), mm,
+                       name=attack.name, title=f"{attack.name} against {run.defense.name}")
     return {
         "id": f"{cfg.defense}:{attack.name}",
         "title": f"{attack.name} membership inference against {run.defense.name}",
@@ -277,13 +287,12 @@ def membership_finding(run: MembershipRun, attack: Attack, *, threat_model: str 
             "batch_size": int(np.mean([len(c) for c in run.client_indices])),
             "num_targets": int(len(truth)), "local_steps": run.defense.local_training.steps,
             "rounds": cfg.rounds, "clients": cfg.num_targets,
+            "local_training": run.defense.local_training.with_overrides(cfg.local_training).describe(),
             "target_train_accuracy": run.utility["train_accuracy"],
             "target_test_accuracy": run.utility["test_accuracy"],
         },
         "metrics": metrics,
-        "images": {"png_base64": png_base64(png),
-                   "caption": f"Log-log ROC of {attack.name} ({mm.members} members, "
-                              f"{mm.non_members} non-members); dashed: chance."},
+        "images": images,
         "membership": {
             "game": run.game.summary(), "metrics": mm.to_dict(), "target_utility": run.utility,
             "observes": "final global model" if final else

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.fl.client_splits import dirichlet_split
+from audit.data.client_partition import dirichlet_split
 from audit.core.errors import InvalidParameterError
 
 

@@ -138,7 +138,7 @@ def records(*, num_items: int = 512, length: int = 64, seed: int = 0, clients: i
     """
     from faker import Faker
 
-    from audit.data.dataset import ImageDataset
+    from audit.data.dataset import from_texts
 
     num_items = check_interval("num_items", _OWNER, num_items, kind=int, low=1, high=_ITEM_STRIDE - 1)
     length = check_interval("length", _OWNER, length, kind=int, low=8, high=4096)
@@ -187,8 +187,6 @@ def records(*, num_items: int = 512, length: int = 64, seed: int = 0, clients: i
         groups += [c["client"]] * canary_repeats
         canary_of += [j] * canary_repeats
 
-    tokenizer = ByteTokenizer()
-    ids, targets = tokenizer.batch_encode(texts, length)
     meta = {
         "tokenizer": "byte",
         "locales": tuple(LOCALES[k % len(LOCALES)] for k in range(clients)),
@@ -198,11 +196,10 @@ def records(*, num_items: int = 512, length: int = 64, seed: int = 0, clients: i
         "items": {"texts": tuple(texts), "templates": tuple(templates), "fields": tuple(fields),
                   "canary": tuple(canary_of)},
     }
-    return ImageDataset(
-        "records", ids, targets, tokenizer.vocab_size, (0.0,), (1.0,),
+    return from_texts(
+        "records", texts, length,
         f"generated customer records (Faker), {clients} clients, {canaries} canaries x {canary_repeats}, "
-        f"seed {seed}", modality="text", task="language-modeling",
-        groups=torch.as_tensor(groups, dtype=torch.long), meta=meta)
+        f"seed {seed}", groups=torch.as_tensor(groups, dtype=torch.long), meta=meta)
 
 
 @torch.no_grad()

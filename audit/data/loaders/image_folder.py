@@ -31,15 +31,20 @@ def _directory(path, name: str) -> Path:
     return p
 
 
+def square_image(im: Image.Image, size: int) -> np.ndarray:
+    """``im`` as RGB, centre-cropped to a square, resized bicubically to ``size`` px: (H, W, 3) in [0, 1]."""
+    im = im.convert("RGB")
+    w, h = im.size
+    s = min(w, h)
+    im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    im = im.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(im, dtype=np.float64) / 255.0
+
+
 def _read_image(path: Path, size: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = min(w, h)
-            im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-            im = im.resize((size, size), Image.Resampling.BICUBIC)
-            return np.asarray(im, dtype=np.float64) / 255.0
+            return square_image(im, size)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InvalidParameterError(f"Image file {str(path)!r} is unreadable or corrupt ({type(exc).__name__}).") from None
 

@@ -14,6 +14,11 @@ DP-FedAvg, the layer-wise LDP baselines...); defenses that need the global model
 client's data beside its update (FedQSN's proxy, DR-Encoder's statistics rounds, FedRE's PSI
 scores) are refused with an error naming them.
 
+:func:`write_recording` writes what a :func:`~audit.integrations.flower.recording.recording_strategy`
+recorded as a recorded-updates directory (:mod:`audit.fl.recorded_updates`), which
+``fedaudit audit --observed DIR`` audits offline: the same format as ``fedaudit record``, the
+clients named by their Flower node ids.
+
 Project choices: the generator of each call is seeded from ``(seed, node id, round)`` (a
 client's noise is reproducible, and two clients never share it); observations travel in
 the update's dtype; a round's Flower server round ``r`` is fedaudit round ``r - 1``.
@@ -31,6 +36,7 @@ from audit.core.defense import Defense, FederationSchedule
 from audit.core.errors import InvalidParameterError
 from audit.fl.flower_runtime import from_arrays, import_flwr, single_arrays, to_arrays
 from audit.core.updates import ModelUpdate, UpdateKind
+from audit.fl.recorded_updates import Deployment
 
 WEIGHT_KEY = "num-examples"
 
@@ -127,3 +133,19 @@ def defense_strategy(defense: Defense, schedule: FederationSchedule, *, seed: in
             return to_arrays(new, double=False), metrics
 
     return DefenseStrategy()
+
+
+def write_recording(strategy: Any, out: Any, deployment: Deployment, **extra: Any) -> Any:
+    """Write the rounds ``strategy`` (a recording strategy, or its ``.transcript``) recorded
+    as the recorded-updates directory ``out``; ``deployment`` says what ran (the model's
+    entry point, the data's shape, the clients' local training, which Flower replies make
+    model deltas). ``extra`` goes to :func:`audit.fl.recorded_updates.write_recording`
+    (``labels``, ``truth``..., keyed by node id)."""
+    from audit.fl.recorded_updates import write_recording as write
+
+    if deployment.local_training.kind is not UpdateKind.MODEL_DELTA:
+        raise InvalidParameterError(
+            "The 'deployment' parameter of write_recording must describe model-delta local "
+            "training (a Flower reply is the client's new weights). Got "
+            f"{deployment.local_training.kind.value!r} instead.")
+    return write(out, getattr(strategy, "transcript", strategy), deployment, **extra)
