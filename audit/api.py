@@ -13,6 +13,8 @@ returns the report object that is also written as ``report.json`` when ``out`` i
   recorded-updates directory (what its server saw; docs/recorded-updates.md).
 * :func:`audit_observed` — ``fedaudit audit --observed DIR``: an attack on a recorded-updates
   directory, with no simulation.
+* :func:`audit_membership_scores` — ``fedaudit mia --target-weights W``: the membership audit
+  of your trained target, with shadow models trained by your own training function.
 
 Choices: ``device="auto"`` picks CUDA when present; ``threads`` sets torch's CPU threads for
 the process (as the CLI does) and is recorded in the report; LPIPS is computed only when
@@ -162,6 +164,38 @@ def audit_observed(directory: str | Path, *, attack: str = "inverting-gradients"
         command=observed_command(directory, attack=attack, attack_params=dict(attack_params or {}),
                                  threat_model=threat_model, seed=seed, threads=threads),
         seed=seed, environment=environment_info(device=describe_device(torch_device), threads=threads),
+        notes=notes, runtime_s=time.perf_counter() - start)
+    if out is not None:
+        write_report(out, report)
+    return report
+
+
+def audit_membership_scores(*, target_weights: str | Path, model: str, dataset: str, members: str | Path,
+                            train: str, model_params: dict[str, Any] | None = None,
+                            dataset_params: dict[str, Any] | None = None, shadow_models: int = 8,
+                            attacks: list[str] | None = None, seed: int = 0, threads: int = 1,
+                            progress: bool = False, out: str | Path | None = None) -> dict[str, Any]:
+    """``fedaudit mia --target-weights W``: the membership audit of your trained target (its
+    weights, your ``model`` builder, the ``dataset`` whose items are the candidates and the
+    ``members`` file marking its training items), with ``shadow_models`` shadow models trained
+    by your ``train(model, images, labels, *, seed)`` (LiRA online) and scored as
+    ``fedaudit mia --scores`` scores (LOSS, LiRA online and offline). Returns the report; with
+    ``out``, also writes it and the scores (``out/scores.npz``)."""
+    from audit.membership.shadow_scores import (command_line, prepare_target_audit, report_title,
+                                                run_target_audit)
+    from reports.assembly import assemble_report, write_report
+
+    start = time.perf_counter()
+    threads = set_threads(threads)
+    audit = prepare_target_audit(weights=str(target_weights), model=model, model_params=model_params,
+                                 dataset=dataset, dataset_params=dataset_params, members=str(members),
+                                 train=train, shadow_models=shadow_models, attacks=attacks, seed=seed,
+                                 out=out)
+    findings, notes = run_target_audit(audit, out=out, progress=progress)
+    report = assemble_report(
+        findings, title=report_title(audit),
+        command=command_line(audit, threads=threads, out=out), seed=audit.seed,
+        environment=environment_info(device=describe_device(resolve_device("cpu")), threads=threads),
         notes=notes, runtime_s=time.perf_counter() - start)
     if out is not None:
         write_report(out, report)

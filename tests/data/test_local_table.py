@@ -106,3 +106,20 @@ def test_bad_paths(tmp_path):
     (tmp_path / "latin.csv").write_bytes("a,y\n\xe9,0\n".encode("latin-1"))
     with pytest.raises(InvalidParameterError, match=r"'path'.*UTF-8.*latin\.csv"):
         create_dataset("table", path=tmp_path / "latin.csv", label="y")
+
+
+def test_scale_none_from_the_command_line(tmp_path, capsys):
+    """The CLI reads ``scale=none`` as None; it means "keep the values" like ``"none"``."""
+    import pytest as _pytest
+
+    from audit.cli.main import main
+
+    p = tmp_path / "t.csv"
+    p.write_text("f1,f2,y\n0.0,1.0,0\n0.5,0.25,1\n1.0,0.0,0\n0.2,0.4,1\n")
+    kept = create_dataset("table", path=p, label="y", scale=None)
+    assert torch.equal(kept.images, create_dataset("table", path=p, label="y", scale="none").images)
+    with _pytest.raises(SystemExit) as exc:
+        main(["audit", "--dataset", "table", "--dataset-param", f"path={p}", "--dataset-param", "label=y",
+              "--dataset-param", "scale=none", "--model", "mlp", "--attack", "llg", "--num-targets", "2",
+              "--batch-size", "2", "--no-progress", "--out", str(tmp_path / "out")])
+    assert exc.value.code == 0, capsys.readouterr().err

@@ -141,6 +141,7 @@ def hf_disk(*, path=None, split: str | None = None, label: str | None = None,
                                num_classes=num_classes, limit=None, class_names=class_names)
     _none_with("image=", features=features)
     require_column(names, "image", image, _OWNER, where)
+    scale = "none" if scale is None else scale  # the command line reads scale=none as None
     check_options("scale", _OWNER, scale, ("minmax", "none"))
     x = _images(list(ds[image]), size, layout, image)
     y, k = class_labels(list(ds[label]), "label", _OWNER, label, _row, num_classes)

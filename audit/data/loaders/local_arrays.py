@@ -73,6 +73,7 @@ def channels_last(x: np.ndarray, param: str, owner: str, key: str, layout: str) 
 
 def scale_features(x: np.ndarray, owner: str, scale: str, names: tuple[str, ...] | None) -> tuple[np.ndarray, dict[str, Any]]:
     """Features (N, D) in [0, 1] per ``scale``, and the ``meta`` entries recording it."""
+    scale = "none" if scale is None else scale  # the command line reads scale=none as None
     scale = check_options("scale", owner, scale, SCALES)
     x = np.asarray(x, dtype=np.float64)
     lo, hi = x.min(axis=0), x.max(axis=0)

@@ -54,6 +54,7 @@ def npz(*, path=None, x_key: str = "x", y_key: str = "y", clients_key: str = _CL
     file = local_file(path, _NAME, (".npz",))
     limit = limit_items(limit, _OWNER)
     layout = check_options("layout", _OWNER, layout, LAYOUTS)
+    scale = "none" if scale is None else scale  # the command line reads scale=none as None
     scale = check_options("scale", _OWNER, scale, SCALES)
     where = repr(str(file))
     try:
