@@ -2,7 +2,9 @@
 (inline CSS, the epsilon plot and the findings' images as data URIs, a Content-Security-Policy
 that allows nothing else, every user string escaped by jinja2's autoescaping), Markdown for
 pull requests, and PDF (fpdf2, through :func:`reports.pdf.html_to_pdf` on a simpler HTML).
-Every rendering has the same sections in the same order as the JSON.
+Every rendering has the same sections in the same order as the JSON; the Frameworks section
+has one table per framework (clause | status | evidence), empty in a report written before
+frameworks existed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import jinja2
 from reports.markdown import md_escape
 
 SECTIONS = ("Verdict", "Policy rules", "Defenses", "Findings by severity",
-            "NIST SP 800-226 questions", "Reproducibility")
+            "NIST SP 800-226 questions", "Frameworks", "Reproducibility")
 
 
 def _fmt(v: Any) -> str:
@@ -31,6 +33,24 @@ def _fmt(v: Any) -> str:
             return "∞"
         return f"{v:.4g}"
     return str(v)
+
+
+def clause_evidence(clause: dict) -> list[str]:
+    """One line per judgement behind a framework clause: finding, rule, what was compared, result."""
+    out = []
+    for e in clause["evidence"]:
+        who = " · ".join(str(x) for x in (e.get("finding"), e.get("rule")) if x is not None)
+        out.append(f"{who + ': ' if who else ''}{e['detail']} [{e['result']}]")
+    return out
+
+
+def framework_heading(fw: dict) -> tuple[str, str]:
+    """The framework's heading and its citation line (with the counts of each status)."""
+    src = fw["source"]
+    counts = ", ".join(f"{n} {st}" for st, n in fw["counts"].items() if n)
+    return (f"{fw['name']} ({fw['version']})",
+            f"{src['title']}. {src['publisher']}, {src['year']}. {src['url']} · mapping "
+            f"{'built-in' if fw['builtin'] else 'file'} {fw['file']} · {counts}")
 
 
 def epsilon_plot_png(report: dict) -> bytes | None:
@@ -69,6 +89,9 @@ def compliance_view(report: dict, images: dict[str, dict] | None = None) -> dict
         "sections": SECTIONS,
         "plot": None if plot is None else base64.b64encode(plot).decode("ascii"),
         "images": images or {},
+        "frameworks": report.get("frameworks", []),
+        "clause_evidence": clause_evidence,
+        "framework_heading": framework_heading,
     }
 
 
@@ -85,6 +108,8 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertic
 .PASS { color: #1b7a3a; font-weight: bold; } .FAIL { color: #b00020; font-weight: bold; }
 .NOT { color: #8a6d00; font-weight: bold; }
 .verdict { border: 2px solid #999; padding: 0.8em; } code { font-size: 0.9em; }
+.fw-SATISFIED { color: #1b7a3a; font-weight: bold; } .fw-NOT-SATISFIED { color: #b00020; font-weight: bold; }
+.fw-NOT-EVIDENCED { color: #8a6d00; font-weight: bold; } .fw-OUT-OF-SCOPE { color: #666; }
 img { max-width: 100%; border: 1px solid #ccc; }
 </style>
 </head>
@@ -121,6 +146,16 @@ img { max-width: 100%; border: 1px solid #ccc; }
 <h2 id="nist">NIST SP 800-226 questions</h2>
 <table><tr><th>question</th><th>answer</th><th>evidence</th></tr>
 {% for q in r.nist_sp_800_226 %}<tr><td>{{ q.question }}</td><td>{{ q.answer }}</td><td>{% if q.evidence %}{{ q.evidence | join(", ") }}{% else %}none{% endif %}</td></tr>{% endfor %}</table>
+<h2 id="frameworks">Frameworks</h2>
+{% if not frameworks %}<p>No framework mapping was selected (the policy's frameworks).</p>{% endif %}
+{% for fw in frameworks %}{% set head = framework_heading(fw) %}
+<h3>{{ head[0] }}</h3>
+<p>{{ head[1] }}</p>
+<table><tr><th>clause</th><th>status</th><th>evidence</th></tr>
+{% for c in fw.clauses %}<tr><td><code>{{ c.id }}</code> {{ c.title }}<br><small>{{ c.paraphrase }}</small></td><td class="fw-{{ c.status.replace(' ', '-') }}">{{ c.status }}</td>
+<td>{{ c.why }}{% for line in clause_evidence(c) %}<br>{{ line }}{% endfor %}{% if c.note %}<br><small>Mapping: {{ c.note }}</small>{% endif %}</td></tr>
+{% endfor %}</table>
+{% endfor %}
 <h2 id="reproducibility">Reproducibility</h2>
 <p>This report: <code>{{ r.reproducibility.command }}</code></p>
 <table><tr><th>run</th><th>command</th><th>seed</th><th>device</th><th>git revision</th><th>packages</th></tr>
@@ -178,7 +213,16 @@ def compliance_markdown(report: dict) -> str:
     out += ["", "## NIST SP 800-226 questions", "", "| question | answer | evidence |", "|---|---|---|"]
     out += [f"| {e(q['question'])} | {e(q['answer'])} | {e(', '.join(q['evidence'])) or 'none'} |"
             for q in r["nist_sp_800_226"]]
-    out += ["", "## Reproducibility", "", f"This report: `{r['reproducibility']['command']}`", "",
+    out += ["", "## Frameworks", ""]
+    if not r.get("frameworks"):
+        out += ["No framework mapping was selected (the policy's frameworks).", ""]
+    for fw in r.get("frameworks", []):
+        head, cite = framework_heading(fw)
+        out += [f"### {e(head)}", "", e(cite), "", "| clause | status | evidence |", "|---|---|---|"]
+        out += [f"| `{e(c['id'])}` {e(c['title'])} | **{c['status']}** | "
+                + e(" ".join([c["why"], *(f"— {x}" for x in clause_evidence(c))])) + " |" for c in fw["clauses"]]
+        out.append("")
+    out += ["## Reproducibility", "", f"This report: `{r['reproducibility']['command']}`", "",
             "| run | command | seed | device | git revision |", "|---|---|---|---|---|"]
     out += [f"| `{x['dir']}` | `{x['command']}` | {x['seed']} | {e(x['environment']['device'])} | "
             f"{e(x['environment'].get('git_revision') or 'not recorded')} |" for x in r["reproducibility"]["runs"]]
@@ -229,7 +273,16 @@ def _pdf_html(report: dict, images: dict[str, dict]) -> str:
     out += ["<h2>NIST SP 800-226 questions</h2>",
             table(["question", "answer", "evidence"],
                   [[q["question"], q["answer"], ", ".join(q["evidence"]) or "none"] for q in r["nist_sp_800_226"]]),
-            "<h2>Reproducibility</h2>", f"<p>This report: {h(r['reproducibility']['command'])}</p>",
+            "<h2>Frameworks</h2>"]
+    if not r.get("frameworks"):
+        out.append("<p>No framework mapping was selected (the policy's frameworks).</p>")
+    for fw in r.get("frameworks", []):
+        head, cite = framework_heading(fw)
+        out += [f"<h3>{h(head)}</h3>", f"<p>{h(cite)}</p>",
+                table(["clause", "status", "evidence"],
+                      [[f"{c['id']} {c['title']}", c["status"], " ".join([c["why"], *clause_evidence(c)])]
+                       for c in fw["clauses"]])]
+    out += ["<h2>Reproducibility</h2>", f"<p>This report: {h(r['reproducibility']['command'])}</p>",
             table(["run", "command", "seed", "device", "git revision"],
                   [[x["dir"], x["command"], x["seed"], x["environment"]["device"],
                     x["environment"].get("git_revision") or "not recorded"] for x in r["reproducibility"]["runs"]]),

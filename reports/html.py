@@ -8,16 +8,15 @@ ticket. Every string from the report goes through jinja2 autoescaping.
 from __future__ import annotations
 
 import json
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from reports.formatting import NA, format_number
 from reports.schema import SCHEMA_VERSION, validate_report
 
-NA = "n/a"
 NO_DP_CLAIM = "no DP claim"
 HEADLINE_METRIC = "psnr"
 #: significant digits of the per-layer budget table (shares and ε_l differ in the 3rd digit)
@@ -43,41 +42,6 @@ _OPTIONAL_SETTING = (
     ("target_train_accuracy", "target accuracy on its training data"),
     ("target_test_accuracy", "target accuracy on non-members"),
 )
-
-def format_number(value: float | int | None, digits: int = 3) -> str:
-    """Format a number to ``digits`` significant digits for display.
-
-    Plain notation is used between 1e-3 and 1e4 (integers up to 1e4 stay whole),
-    scientific notation outside; trailing zeros are dropped. ``None`` gives ``"n/a"``.
-
-    Args:
-        value: The number, or None.
-        digits: Significant digits.
-
-    Returns:
-        The display string, e.g. ``"24.1"``, ``"0.5"``, ``"1.23e-04"``, ``"1e-05"``.
-    """
-    if value is None:
-        return NA
-    if isinstance(value, bool):
-        return str(value).lower()
-    x = float(value)
-    if not math.isfinite(x):
-        return str(x)
-    if x == 0:
-        return "0"
-    magnitude = abs(x)
-    if 1e3 <= magnitude < 1e4:
-        return f"{x:.0f}"
-    if 1e-3 <= magnitude < 1e3:
-        decimals = max(0, digits - 1 - math.floor(math.log10(magnitude)))
-        text = f"{x:.{decimals}f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    mantissa, exponent = f"{x:.{max(digits - 1, 0)}e}".split("e")
-    if "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{exponent}"
-
 
 def format_value(value: Any) -> str:
     """Format a parameter value: JSON spelling for bool/null, 6 significant digits."""
@@ -293,6 +257,10 @@ def _alternatives_view(claim: dict, audit: dict | None) -> dict | None:
                 f"{r['label']} (\u03b5 = {r['epsilon']})" + (f" \u2014 {r['reason']}"
                                                              if r["reason"] else "")
                 for r in violated) + "."
+        elif any(r["verdict"] == "INCONCLUSIVE" for r in rows):
+            verdict_text = ("The evidence contradicts none of the claims, but the audit was too weak "
+                            "to judge: " + "; ".join(r["label"] for r in rows if r["verdict"] == "INCONCLUSIVE")
+                            + " (above the most this audit could certify).")
         elif all(r["verdict"] != NA for r in rows):
             verdict_text = "The evidence contradicts none of the claims."
         else:
@@ -342,6 +310,8 @@ def finding_view(finding: dict, index: int) -> dict:
         if isinstance(setting.get(key), (int, float))] + (
         [("local training", format_value(setting["local_training"]))] if setting.get("local_training") else [])
     images = finding["images"]
+    from reports.exposure_render import exposure_view  # it builds on this module's helpers
+
     return {
         "index": index,
         "anchor": f"finding-{index}",
@@ -364,6 +334,7 @@ def finding_view(finding: dict, index: int) -> dict:
                                               "caption": images["caption"]},
         "text_samples": [(t["truth"], t["recovered"]) for t in finding.get("text_samples") or []],
         "runtime": f"{format_number(finding['runtime_s'])} s",
+        "exposure": exposure_view(finding.get("exposure")),
     }
 
 

@@ -8,23 +8,9 @@ from __future__ import annotations
 
 import re
 
+from reports.formatting import md_escape
 from reports.html import NA, NO_DP_CLAIM, report_view
 
-_SPECIAL = re.compile(r"([\\`*\[\]<>|~])")
-_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-
-
-def md_escape(text: object) -> str:
-    """Escape ``text`` for Markdown inline use (table cells, list items, headings).
-
-    Newlines become spaces; Markdown punctuation, ``<``/``>`` and a leading ``#`` are
-    backslash-escaped; underscores inside words (``label_accuracy``) are left as they
-    are, since they cannot start emphasis.
-    """
-    s = " ".join(str(text).splitlines())
-    s = _SPECIAL.sub(r"\\\1", s)
-    s = _EDGE_UNDERSCORE.sub(r"\\_", s)
-    return "\\" + s if s.startswith("#") else s
 
 
 def md_code(text: object) -> str:
@@ -138,7 +124,9 @@ def _finding(f: dict) -> list[str]:
                       [[e(t), e(r) or "(nothing)"] for t, r in f["text_samples"]])
     if f["image"]:
         out += [f"Images: (image grid in report.html). Caption: {e(f['image']['caption'])}", ""]
-    return out
+    from reports.exposure_render import exposure_markdown  # it builds on md_escape
+
+    return out + exposure_markdown(f["exposure"])
 
 
 def render_markdown(report: dict) -> str:

@@ -8,8 +8,9 @@ offending key path, e.g. ``findings[0].claim.epsilon``. Unknown extra keys are a
 ``{name, noise_multiplier, sensitivity_factor}``), ``claim.label``, ``claim.alternatives``
 (other claims for the same run, each checked as a claim) and
 ``findings[i].privacy_audit.alternatives`` (the empirical epsilon's verdict against each
-alternative claim) are checked when present and not null. :func:`strip_volatile` drops
-the keys that differ between otherwise identical runs.
+alternative claim) and ``findings[i].exposure`` (who is exposed to a membership attack,
+:mod:`reports.exposure_schema`) are checked when present and not null.
+:func:`strip_volatile` drops the keys that differ between otherwise identical runs.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import math
-import re
 from datetime import datetime
 from typing import Any
 
 from audit.core.errors import InvalidParameterError
+from reports.schema_checks import (
+    _B64, _bool, _dict, _fail, _float, _int, _is_number, _join, _key, _opt_int, _opt_str, _options, _str, _str_list,
+)
 
 SCHEMA_VERSION = "1.0"
 VOLATILE_KEYS = ("created_utc", "runtime_s")
@@ -30,106 +32,7 @@ VOLATILE_KEYS = ("created_utc", "runtime_s")
 _KIND = "fedaudit-audit"
 _DIRECTIONS = ("higher-leaks-more", "lower-leaks-more")
 _TRUST_MODELS = ("local", "central")
-_ALT_VERDICTS = ("PASS", "VIOLATION")
-_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _fail(path: str, constraint: str, value: Any) -> InvalidParameterError:
-    return InvalidParameterError(
-        f"Invalid report: {path!r} must be {constraint}. Got {_short(value)} instead."
-    )
-
-
-def _key(obj: dict, path: str, key: str) -> Any:
-    if key not in obj:
-        raise InvalidParameterError(
-            f"Invalid report: the required key {_join(path, key)!r} is missing."
-        )
-    return obj[key]
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _dict(v: Any, path: str) -> dict:
-    if not isinstance(v, dict):
-        raise _fail(path, "an object (dict)", v)
-    return v
-
-
-def _str(v: Any, path: str) -> str:
-    if not isinstance(v, str):
-        raise _fail(path, "a str", v)
-    return v
-
-
-def _opt_str(v: Any, path: str) -> None:
-    if v is not None and not isinstance(v, str):
-        raise _fail(path, "a str or null", v)
-
-
-def _bool(v: Any, path: str) -> None:
-    if not isinstance(v, bool):
-        raise _fail(path, "a bool", v)
-
-
-def _int(v: Any, path: str, low: int | None = None) -> None:
-    constraint = "an int" if low is None else f"an int >= {low}"
-    if isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low):
-        raise _fail(path, constraint, v)
-
-
-def _opt_int(v: Any, path: str, low: int = 0) -> None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
-        raise _fail(path, f"an int >= {low} or null", v)
-
-
-def _float(v: Any, path: str, *, nullable: bool = False, low: float | None = None,
-           high: float | None = None) -> None:
-    if v is None and nullable:
-        return
-    desc = "a finite number"
-    if low is not None and high is not None:
-        desc = f"a number in the range [{low}, {high}]"
-    elif low is not None:
-        desc = f"a number >= {low}"
-    if nullable:
-        desc += " or null"
-    try:  # an int beyond the float range is valid JSON but no finite double
-        finite = _is_number(v) and math.isfinite(v)
-    except OverflowError:
-        finite = False
-    if not finite:
-        raise _fail(path, desc, v)
-    if (low is not None and v < low) or (high is not None and v > high):
-        raise _fail(path, desc, v)
-
-
-def _options(v: Any, path: str, options: tuple[str, ...], *, nullable: bool = False) -> None:
-    if v is None and nullable:
-        return
-    if not isinstance(v, str) or v not in options:
-        desc = "one of {" + ", ".join(repr(o) for o in options) + "}"
-        raise _fail(path, desc + (" or null" if nullable else ""), v)
-
-
-def _str_list(v: Any, path: str) -> None:
-    if not isinstance(v, list):
-        raise _fail(path, "a list of str", v)
-    for i, item in enumerate(v):
-        _str(item, f"{path}[{i}]")
-
-
+_ALT_VERDICTS = ("PASS", "VIOLATION", "INCONCLUSIVE")
 def _scalar_params(v: Any, path: str) -> None:
     for name, value in _dict(v, path).items():
         sub = _join(path, str(name))
@@ -305,6 +208,10 @@ def _check_finding(f: Any, path: str) -> None:
                 _str(_key(sample, f"{tpath}[{i}]", key), f"{tpath}[{i}].{key}")
     if f.get("privacy_audit") is not None:  # optional: findings of the epsilon audit
         _check_privacy_audit(f["privacy_audit"], _join(path, "privacy_audit"))
+    if f.get("exposure") is not None:  # optional: membership findings (who is exposed)
+        from reports.exposure_schema import check_exposure  # it builds on this module's checks
+
+        check_exposure(f["exposure"], _join(path, "exposure"))
     _float(get("runtime_s"), _join(path, "runtime_s"), low=0)
 
 
@@ -312,6 +219,8 @@ def _check_privacy_audit(audit: Any, path: str) -> None:
     _dict(audit, path)
     _opt_str(audit.get("verdict"), _join(path, "verdict"))
     _opt_str(audit.get("reason"), _join(path, "reason"))
+    # optional: the largest epsilon the audit could have certified (None: an estimate)
+    _float(audit.get("power_ceiling"), _join(path, "power_ceiling"), nullable=True, low=0)
     alternatives = audit.get("alternatives")
     if alternatives is None:  # optional: absent in older reports
         return

@@ -26,6 +26,8 @@ from audit.core.errors import InvalidParameterError
               help="Output directory for report.json and report.html (and scores.npz with --target-weights).")
 @click.option("--attack", "attacks", multiple=True, metavar="NAME",
               help="loss | lira | lira-offline | rmia (--scores only), repeatable (default: all the scores allow).")
+@click.option("--groups", "groups_file", default=None, metavar="FILE",
+              help="--scores only: user-named groups for 'who is exposed', a .csv (record_id,group) or .json {record_id: group}.")
 @click.option("--seed", type=str, default="0", show_default=True,
               help="Seed of the AUC's bootstrap interval (and of the shadow models' halves and training).")
 @click.pass_context
@@ -34,6 +36,10 @@ def mia_cmd(ctx: click.Context, **opts) -> None:
     start = time.perf_counter()
     try:
         if wants_target(opts):
+            if opts["groups_file"] is not None:
+                raise InvalidParameterError(
+                    "The '--groups' option of fedaudit mia goes with --scores (the record ids of "
+                    f"a scores file). Got --groups {opts['groups_file']!r} with --target-weights instead.")
             return target_mia(opts, start)
         scores_file, out, attacks = opts["scores_file"], opts["out"], opts["attacks"]
         seed_n = _int("seed", opts["seed"])
@@ -44,7 +50,8 @@ def mia_cmd(ctx: click.Context, **opts) -> None:
 
         from audit.membership.score_audit import NOTE, audit_scores
 
-        findings = audit_scores(scores_file, attacks=list(attacks) or None, seed=seed_n)
+        findings = audit_scores(scores_file, attacks=list(attacks) or None, seed=seed_n,
+                                groups=opts["groups_file"])
         _finish(findings, title=f"fedaudit: score-level membership audit of {Path(scores_file).name}",
                 command=_command_of(ctx, "mia"), seed=seed_n, device=torch.device("cpu"),
                 threads=torch.get_num_threads(), notes=[NOTE], start=start, out=out)

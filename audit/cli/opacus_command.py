@@ -18,18 +18,23 @@ from audit.core.errors import InvalidParameterError
               help="Your own Opacus training (an OpacusRun, or a function returning one); default: a built-in one.")
 @click.option("--dataset", default="digits", show_default=True, help="Built-in run: embedded dataset.")
 @click.option("--model", default="mlp", show_default=True, help="Built-in run: model.")
-@click.option("--model-param", multiple=True, metavar="K=V", help="Built-in run: model parameter.")
-@click.option("--noise-multiplier", default="1.0", show_default=True, help="Built-in run: DP-SGD noise multiplier.")
+@click.option("--model-param", multiple=True, metavar="K=V",
+              help="Built-in run: model parameter (default for mlp: hidden=128).")
+@click.option("--noise-multiplier", default="5.0", show_default=True, help="Built-in run: DP-SGD noise multiplier.")
 @click.option("--max-grad-norm", default="1.0", show_default=True, help="Built-in run: per-sample clip norm.")
-@click.option("--batch-size", default="64", show_default=True, help="Built-in run: expected Poisson batch size.")
-@click.option("--epochs", default="1", show_default=True, help="Built-in run: epochs.")
+@click.option("--batch-size", default="900", show_default=True, help="Built-in run: expected Poisson batch size.")
+@click.option("--epochs", default="10", show_default=True, help="Built-in run: epochs.")
 @click.option("--lr", default="0.5", show_default=True, help="Built-in run: SGD learning rate.")
 @click.option("--accountant", default="rdp", show_default=True, help="Built-in run: rdp | prv | gdp.")
 @click.option("--delta", default="1e-5", show_default=True)
 @click.option("--claimed-epsilon", default=None, help="The epsilon you report (default: Opacus's own).")
-@click.option("--estimator", "estimators", multiple=True, default=("one-run",), show_default=True,
-              help="one-run (white-box gradient canaries) | cp | one-run-input (black-box); repeatable.")
-@click.option("--canaries", default=None, help="one-run: gradient canaries.")
+@click.option("--estimator", "estimators", multiple=True, default=("gaussian-aggregate", "fdp-one-run"),
+              show_default=True,
+              help="White-box gradient canaries in one run: gaussian-aggregate | fdp-one-run | one-run; "
+                   "cp (many runs); one-run-input (black-box); repeatable.")
+@click.option("--canaries", default=None,
+              help="Gradient canaries of the one-run estimators (default: 4000 for the built-in run, "
+                   "else 1000; at most half the model's parameters).")
 @click.option("--trials", default="500", show_default=True, help="cp: training runs per side.")
 @click.option("--input-canaries", default="200", show_default=True, help="one-run-input: mislabelled canaries.")
 @click.option("--seed", default="0", show_default=True)
@@ -42,7 +47,7 @@ def opacus_cmd(run_spec, dataset, model, model_param, noise_multiplier, max_grad
     import dataclasses
 
     from audit.integrations.opacus.opacus_audit import audit_opacus, opacus_findings_report
-    from audit.integrations.opacus.run_sources import builtin_run, load_run
+    from audit.integrations.opacus.run_sources import BUILTIN_CANARIES, builtin_run, load_run
     from audit.core.validation import check_interval
 
     start = time.perf_counter()
@@ -53,8 +58,11 @@ def opacus_cmd(run_spec, dataset, model, model_param, noise_multiplier, max_grad
         if run_spec:
             run = load_run(run_spec)
         else:
+            params = parse_pairs(model_param, "--model-param") or ({"hidden": 128} if model == "mlp" else {})
+            if canaries is None:
+                canaries = str(BUILTIN_CANARIES)
             run = builtin_run(
-                dataset=dataset, model=model, model_params=parse_pairs(model_param, "--model-param"),
+                dataset=dataset, model=model, model_params=params,
                 noise_multiplier=check_interval("noise_multiplier", owner, noise_multiplier, low=0, closed="neither"),
                 max_grad_norm=check_interval("max_grad_norm", owner, max_grad_norm, low=0, closed="neither"),
                 batch_size=_int("batch_size", batch_size), epochs=_int("epochs", epochs),

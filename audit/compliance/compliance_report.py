@@ -18,8 +18,13 @@ reading order:
 5. **NIST SP 800-226 questions**: unit of privacy; epsilon and delta and how they were
    accounted; trust model; empirical evidence for the claim; implementation hazards
    (floating point, randomness source, side channels) — each says which evidence answers it
-   or that none does;
-6. **reproducibility**: each run's command, seed, package versions, device, git revision,
+   or that none does (the questions, and the hazards' answers, are read from the built-in
+   framework file ``frameworks/nist-sp-800-226.toml``);
+6. **frameworks**: per framework the policy selects (``frameworks``; default: every built-in
+   one, :mod:`audit.compliance.framework_file`), each clause SATISFIED, NOT SATISFIED, NOT
+   EVIDENCED or OUT OF SCOPE with the findings and rules that evidence it
+   (:mod:`audit.compliance.framework_eval`); they do not enter the verdict;
+7. **reproducibility**: each run's command, seed, package versions, device, git revision,
    and the SHA-256 of every artifact in the run directories.
 
 The JSON form (``kind: "compliance-report"``) is the source of truth; its JSON Schema is
@@ -36,6 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from audit.compliance.framework_eval import evaluate_frameworks
+from audit.compliance.framework_file import builtin_framework, resolve_frameworks
 from audit.compliance.results import overall, severity
 from audit.compliance.rules import evaluate
 from audit.core.errors import InvalidParameterError
@@ -134,44 +141,38 @@ def _defenses(runs: Sequence[dict]) -> list[dict]:
 
 
 def _nist(defenses: list[dict], runs: Sequence[dict]) -> list[dict]:
-    """One entry per NIST SP 800-226 question: the answer and the evidence, or that none."""
+    """One entry per NIST SP 800-226 question (the clauses of the built-in framework file, in
+    its order): the answer and the evidence, or that none."""
+    clauses = {c.id: c for c in builtin_framework("nist-sp-800-226").clauses}
     dp = [d for d in defenses if d["claim"].get("has_dp")]
     nodp = [d["name"] for d in defenses if not d["claim"].get("has_dp")]
     ids = lambda ds: [d["name"] for d in ds]  # noqa: E731
     out = []
 
-    def q(key, question, answer, evidence):
-        out.append({"id": key, "question": question, "answer": answer, "evidence": evidence,
+    def q(key, answer, evidence):
+        out.append({"id": key, "question": clauses[key].title, "answer": answer, "evidence": evidence,
                     "answered": bool(evidence)})
 
-    q("unit-of-privacy", "What is the unit of privacy (whose data does the guarantee protect)?",
+    q("unit-of-privacy",
       "; ".join(f"{d['name']}: {d['claim'].get('unit') or 'not stated'}" for d in dp)
       + (f". No DP claim, so no unit: {', '.join(nodp)}." if nodp else "") if dp or nodp else
       "No defense was audited.", ids(dp))
-    q("epsilon-delta", "What are epsilon and delta, and how were they accounted?",
+    q("epsilon-delta",
       "; ".join(f"{d['name']}: epsilon {d['claim'].get('epsilon')}, delta {d['claim'].get('delta')}, "
                 f"accountant {d['claim'].get('accountant') or 'not stated'}, "
                 f"{d['claim'].get('compositions') or '?'} composition(s)" for d in dp)
       or "No audited defense claims differential privacy.", ids(dp))
-    q("trust-model", "Which trust model does the guarantee assume (local or central)?",
+    q("trust-model",
       "; ".join(f"{d['name']}: {d['claim'].get('trust_model') or 'not stated'}" for d in dp)
       or "No DP claim, so no trust model.", ids(dp))
     emp = [e for d in defenses for e in d["empirical"]]
-    q("empirical-evidence", "Does empirical evidence support the claimed epsilon?",
+    q("empirical-evidence",
       "; ".join(f"{e['finding']}: epsilon_emp {e['epsilon_emp']:.4g} ({e['nature']}, {e['estimator']}) vs "
                 f"claim {e['epsilon_claim']}: {e['verdict']}" for e in emp if e["epsilon_emp"] is not None)
       or "No run estimated an empirical epsilon (run fedaudit audit with --estimator).",
       [e["finding"] for e in emp])
-    q("floating-point", "Implementation hazard: floating-point noise (Mironov 2012)?",
-      "No evidence: the audited mechanisms draw Gaussian noise in floating point (torch.randn); no run "
-      "tested for floating-point leakage, and no secure sampler is used.", [])
-    q("randomness", "Implementation hazard: the source of randomness?",
-      "The audits use seeded pseudo-random generators (torch.Generator, numpy) for reproducibility: "
-      "seeds are listed under reproducibility. A deployment must draw its noise from a "
-      "cryptographically secure source; no run tested that.", [])
-    q("side-channels", "Implementation hazard: side channels (timing, message sizes)?",
-      "No evidence: runtimes are recorded per finding but no run measured a timing or size side "
-      "channel.", [])
+    for key in ("floating-point", "randomness", "side-channels"):  # no run tests these hazards
+        q(key, clauses[key].out_of_scope, [])
     return out
 
 
@@ -196,6 +197,7 @@ def _verdict(status: str, results: Sequence[dict], defenses: list[dict]) -> str:
 def build_compliance(runs: Sequence[dict], *, policy, policy_source: str, command: str) -> dict[str, Any]:
     """The compliance report dict (validated against the published JSON Schema)."""
     reports = [r["report"] for r in runs]
+    frameworks = resolve_frameworks(policy.frameworks, owner=f"policy {policy.source}")
     results = sorted(evaluate(policy, reports), key=severity, reverse=True)
     rule_dicts = [r.to_dict() for r in results]
     status = overall(results)
@@ -222,6 +224,7 @@ def build_compliance(runs: Sequence[dict], *, policy, policy_source: str, comman
         "defenses": defenses,
         "findings": findings,
         "nist_sp_800_226": _nist(defenses, runs),
+        "frameworks": evaluate_frameworks(frameworks, results, reports),
         "reproducibility": {
             "command": command,
             "runs": [{"dir": r["dir"], "command": r["report"]["command"], "seed": r["report"]["seed"],

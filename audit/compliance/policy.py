@@ -33,12 +33,22 @@ brackets):
     membership attacks: the true-positive rate at 1% false-positive rate of every
     finding carrying one (``TPR @ 1.0% FPR``, or a name such as
     ``stage1_membership_tpr_at_1pct_fpr``) is at most this (random guessing: 0.01).
+``max_extraction_gap_closed`` (number in [0, 1])
+    model extraction (FedQSN's proxies): the ``gap_closed`` of every finding carrying it
+    (the share of the proxy-to-global quality gap the adversary closes; 0: no better than
+    its proxy, 1: the global model's quality) is at most this. A ``gap_closed`` of null
+    (the proxy is no worse than the global model: nothing to close) is NOT EVALUATED.
 ``required_threat_models``, ``required_attacks`` (non-empty lists of names)
     every listed threat model / attack appears in some finding of the reports (attack
     names as in the findings: ``inverting-gradients``, ``lira``, ``epsilon-cp``...) [the
     trust model: which adversaries the evidence covers].
 
-Plus two optional free-text keys, ``name`` and ``description``. A rule set to ``false``
+Plus two optional free-text keys, ``name`` and ``description``, and ``frameworks``: the
+framework mappings whose clauses the compliance report judges (:mod:`audit.compliance.framework_file`),
+a list of built-in ids (``"nist-sp-800-226"``, ``"owasp-ml-top-10"``...) and paths of the
+user's own framework files; a path is relative to the policy file's directory (to the
+current directory for a policy built in memory); absent: every built-in one; ``[]``: none.
+It selects report sections, not rules. A rule set to ``false``
 (the two booleans) is not evaluated. Numbers are strict (a quoted ``"20"`` is an error),
 except that in YAML files a threshold written in exponent notation without a dot
 (``5e-2``, which PyYAML reads as a string) is taken as the number it spells.
@@ -61,7 +71,15 @@ from audit.core.validation import check_table_keys
 DEFAULT_POLICY_PATH = Path(__file__).parent / "policies" / "default.toml"
 # PyYAML (YAML 1.1) reads 5e-2 (no dot) as a string: accepted as a number in YAML files only
 _YAML_SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-_NUMBER_KEYS = ("max_epsilon_claim", "max_psnr", "max_ssim", "min_lpips", "max_tpr_at_1pct_fpr")
+_NUMBER_KEYS = ("max_epsilon_claim", "max_psnr", "max_ssim", "min_lpips", "max_tpr_at_1pct_fpr",
+                "max_extraction_gap_closed")
+_FRAMEWORK_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
+def framework_is_path(entry: str) -> bool:
+    """Whether an entry of ``frameworks`` is a file path (it ends in ``.toml``, ``.yaml`` or
+    ``.yml``, or holds a ``/``) rather than a built-in framework id."""
+    return entry.lower().endswith(_FRAMEWORK_SUFFIXES) or "/" in entry or "\\" in entry
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,7 @@ class Policy:
 
     name: str | None = None
     description: str | None = None
+    frameworks: tuple[str, ...] | None = None
     require_dp_claim: bool = False
     max_epsilon_claim: float | None = None
     unit_of_privacy: str | None = None
@@ -82,6 +101,7 @@ class Policy:
     max_ssim: float | None = None
     min_lpips: float | None = None
     max_tpr_at_1pct_fpr: float | None = None
+    max_extraction_gap_closed: float | None = None
     required_threat_models: tuple[str, ...] = ()
     required_attacks: tuple[str, ...] = ()
     source: str = field(default="<in memory>", compare=False)
@@ -97,7 +117,7 @@ class Policy:
                 raise invalid(key, owner, "a bool (true or false)", getattr(self, key))
         ranges = {"max_epsilon_claim": (0.0, None), "max_psnr": (None, None),
                   "max_ssim": (-1.0, 1.0), "min_lpips": (0.0, None),
-                  "max_tpr_at_1pct_fpr": (0.0, 1.0)}
+                  "max_tpr_at_1pct_fpr": (0.0, 1.0), "max_extraction_gap_closed": (0.0, 1.0)}
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
             if value is not None:
@@ -110,6 +130,13 @@ class Policy:
             object.__setattr__(self, "unit_of_privacy", UNIT_ALIASES[unit.strip().lower()])
         for key in ("required_threat_models", "required_attacks"):
             object.__setattr__(self, key, _names(key, owner, getattr(self, key)))
+        if self.frameworks is not None:
+            value = self.frameworks
+            if (not isinstance(value, (list, tuple)) or len(set(map(str, value))) != len(value)
+                    or any(not isinstance(v, str) or not v.strip() for v in value)):
+                raise invalid("frameworks", owner, "a list of distinct built-in framework ids or paths of "
+                              "framework files (.toml, .yaml, .yml)", value)
+            object.__setattr__(self, "frameworks", tuple(value))
         if not self.rules:
             raise InvalidParameterError(
                 f"The {owner} sets no rule: give at least one of "
@@ -127,10 +154,12 @@ class Policy:
         return cls(**data, source=source)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: the rules used (with ``name``/``description`` when set) and
-        the ``source``."""
+        """JSON-ready form: the rules used (with ``name``/``description``/``frameworks``
+        when set) and the ``source``."""
         out: dict[str, Any] = {k: getattr(self, k) for k in ("name", "description")
                                if getattr(self, k) is not None}
+        if self.frameworks is not None:
+            out["frameworks"] = list(self.frameworks)
         for key in self.rules:
             value = getattr(self, key)
             out[key] = list(value) if isinstance(value, tuple) else value
@@ -139,7 +168,7 @@ class Policy:
 
 
 POLICY_KEYS = tuple(f.name for f in fields(Policy) if f.name != "source")
-RULE_KEYS = tuple(k for k in POLICY_KEYS if k not in ("name", "description"))
+RULE_KEYS = tuple(k for k in POLICY_KEYS if k not in ("name", "description", "frameworks"))
 
 
 def _number(key: str, owner: str, value: Any, low: float | None, high: float | None) -> float:
@@ -198,4 +227,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if suffix != ".toml" and isinstance(data, dict):
         data = {k: float(v) if k in _NUMBER_KEYS and isinstance(v, str) and _YAML_SCI.fullmatch(v.strip())
                 else v for k, v in data.items()}
+    if isinstance(data, dict) and isinstance(data.get("frameworks"), list):
+        # a framework file's path is relative to the policy file's directory
+        data = {**data, "frameworks": [str(p.parent / f) if isinstance(f, str) and framework_is_path(f)
+                                       and not Path(f).is_absolute() else f for f in data["frameworks"]]}
     return Policy.from_dict(data, source=source)

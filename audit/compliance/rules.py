@@ -22,7 +22,8 @@ Choices of this module:
   another one FAILs.
 * Metric rules use the metric's ``worst`` (falling back to the most-leaking non-null
   ``per_item``); only the whole-image metrics named exactly ``psnr``/``ssim``/``lpips``
-  count (not the region metrics ``psnr (PSI)``...). A metric present but not computed (LPIPS
+  count (not the region metrics ``psnr (PSI)``...), and for extraction only ``gap_closed``
+  (not its curves ``gap_closed_by_coalition``...). A metric present but not computed (LPIPS
   null: no weights, ``--no-lpips``) gives NOT EVALUATED with the reason from the report,
   unless a computed value already FAILs: a worst case over findings is not known while
   one of them is missing.
@@ -242,6 +243,12 @@ def evaluate(policy: Policy, reports: Sequence[dict]) -> list[RuleResult]:
                                     limit=policy.max_tpr_at_1pct_fpr,
                                     title=f"Membership TPR at 1% FPR at most {_g(policy.max_tpr_at_1pct_fpr)}",
                                     match=is_tpr_at_1pct))
+        elif key == "max_extraction_gap_closed":
+            out.append(_metric_rule(reports, rule=key, label="extraction gap_closed", upper=True,
+                                    limit=policy.max_extraction_gap_closed,
+                                    title="Model extraction: share of the proxy-to-global gap closed at most "
+                                    f"{_g(policy.max_extraction_gap_closed)}",
+                                    match=metric_named("gap_closed")))
         elif key == "required_threat_models":
             out.append(_required(reports, rule=key, what="threat_model", names=policy.required_threat_models,
                                  title="Required threat models covered: " + ", ".join(policy.required_threat_models),

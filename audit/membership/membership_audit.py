@@ -15,6 +15,10 @@ out of a client's data with the clients fixed, i.e. *replace-one* at the client 
 For a DP-FedAvg claim stated for add-or-remove clients (central mode) the comparison uses
 the same mechanism accounted for replace-one (PLD), and the finding says so.
 
+Each finding says who is exposed (``finding["exposure"]``,
+:func:`audit.membership.score_evidence.exposure_evidence`): per class of the candidates,
+and the top-k most exposed members, named by their dataset index.
+
 :func:`recorded_scores` exports what the final-model attacks saw (the target's and the
 reference models' logits, with the memberships) as a scores file for the score-level
 audit (:mod:`audit.membership.score_audit`), which reproduces these findings from it.
@@ -37,7 +41,9 @@ from audit.core.errors import InvalidParameterError
 from attacks.membership_signals import logits_of, reference_masks
 from audit.membership.game import MembershipGame, TrainingRecipe, client_split, make_game, model_from_weights, shadow_seed, simulate, train_federated
 from audit.membership.score_file import RecordedScores, validate_arrays
-from audit.membership.score_evidence import DEFAULT_DELTA, one_run_evidence, roc_image, score_evidence
+from audit.membership.record_groups import class_groups
+from audit.membership.score_evidence import (DEFAULT_DELTA, exposure_evidence, one_run_evidence,
+                                             roc_image, score_evidence, score_meaning)
 from audit.core.threat_model import Knowledge, ObservationPoint, create_threat_model
 
 
@@ -209,6 +215,7 @@ def recorded_scores(run: MembershipRun, shadow_models: int) -> RecordedScores:
     models = _reference_trainer(run, False)(masks)
     cand, pop = run.game.candidate_data(), run.game.population_data()
     arrays = {"member": run.game.target_in, "label": cand.labels.numpy(),
+              "record_id": run.game.candidates.astype(str),
               "logits": logits_of(run.target, cand.inputs).double().numpy(),
               "ref_logits": np.stack([logits_of(m, cand.inputs).double().numpy() for m in models]),
               "ref_in": np.asarray(masks, dtype=bool)}
@@ -223,11 +230,17 @@ def recorded_scores(run: MembershipRun, shadow_models: int) -> RecordedScores:
 
 def attack_scores(run: MembershipRun, attack: Attack, *, threat_model: str | None = None,
                   progress: bool = False):
-    """(scores, true membership, view) of ``attack`` on ``run``."""
-    view, truth, _ = membership_view(run, attack, threat_model)
+    """(scores, true membership, view, result) of ``attack`` on ``run``."""
+    return _scored(run, attack, threat_model, progress)[:4]
+
+
+def _scored(run: MembershipRun, attack: Attack, threat_model: str | None, progress: bool):
+    """:func:`attack_scores` and the scored candidates' dataset indices."""
+    view, truth, keep = membership_view(run, attack, threat_model)
     result = attack.run(view, generator=attack_generator(run), device=run.device, progress=progress)
     scores = result.scores.detach().double().cpu().numpy()
-    return scores, truth, view, result
+    indices = run.game.candidates if keep is None else run.game.candidates[keep]
+    return scores, truth, view, result, indices
 
 
 def example_level_claim(run: MembershipRun) -> tuple[float | None, str]:
@@ -267,14 +280,18 @@ def membership_finding(run: MembershipRun, attack: Attack, *, threat_model: str 
     each plot the curves of the attacks before it.
     """
     start = time.perf_counter()
-    scores, truth, view, result = attack_scores(run, attack, threat_model=threat_model,
-                                                progress=progress)
+    scores, truth, view, result, indices = _scored(run, attack, threat_model, progress)
     cfg = run.config
     final = view.observation is None
     eps = empirical_epsilon(run, scores, truth) if final else None
     mm, metrics = score_evidence(scores, truth, seed=cfg.seed, bootstrap=bootstrap, eps=eps)
     images = roc_image({} if curves is None else curves, attack.name + _variant(attack), mm,
                        name=attack.name, title=f"{attack.name} against {run.defense.name}")
+    exposed = exposure_evidence(
+        scores, truth, record_ids=[str(int(i)) for i in indices],
+        groups=class_groups(view.candidates.labels.numpy()), group_source="class",
+        ids_from="the candidates' dataset indices", score=score_meaning(attack.name, attack.params()),
+        title=f"{attack.name}{_variant(attack)} against {run.defense.name}: who is exposed")
     return {
         "id": f"{cfg.defense}:{attack.name}",
         "title": f"{attack.name} membership inference against {run.defense.name}",
@@ -301,6 +318,7 @@ def membership_finding(run: MembershipRun, attack: Attack, *, threat_model: str 
             "shadow_training": run.shadow_stats, "empirical_epsilon": eps,
             "attack_stats": dict(result.stats),
         },
+        "exposure": exposed,
         "runtime_s": time.perf_counter() - start + run.runtime_s,
     }
 

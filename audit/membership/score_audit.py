@@ -27,6 +27,11 @@ pools one variance per side below 64 reference models, as the built-in default; 
 recorded values are one query per example (no augmentations); the empirical epsilon uses
 delta = 1e-5 and no claim is compared (a scores file states none); the threat model is
 ``model-analyst`` (the adversary of LiRA and RMIA, here holding their recorded outputs).
+
+Each finding also says who is exposed (``finding["exposure"]``,
+:func:`audit.membership.score_evidence.exposure_evidence`): per group (the file's
+``group`` column, a groups file, else the class of logits files) and the top-k most
+exposed member ids (the ``record_id`` column, else the candidates' positions).
 """
 
 from __future__ import annotations
@@ -46,7 +51,10 @@ from audit.core.claims import PrivacyClaim
 from audit.core.errors import InvalidParameterError
 from audit.core.threat_model import create_threat_model
 from audit.core.validation import check_interval
-from audit.membership.score_evidence import DEFAULT_DELTA, one_run_evidence, roc_image, score_evidence
+from audit.membership.exposure import DEFAULT_TOP_K
+from audit.membership.record_groups import resolve_groups
+from audit.membership.score_evidence import (DEFAULT_DELTA, exposure_evidence, one_run_evidence,
+                                             roc_image, score_evidence, score_meaning)
 from audit.membership.score_file import RecordedScores, read_scores
 
 ATTACK_NAMES = ("loss", "lira", "lira-offline", "rmia")
@@ -145,12 +153,21 @@ def attack_scores(scores: RecordedScores, name: str):
     return s.detach().double().cpu().numpy(), attack, stats
 
 
+def records_of(scores: RecordedScores, groups=None) -> tuple:
+    """``(ids, groups, group_source, ids_from)`` of the candidates of ``scores``; ``groups``
+    is a groups file or a mapping record id -> group (:mod:`audit.membership.record_groups`)."""
+    return resolve_groups(len(scores.member), record_ids=scores.record_ids,
+                          file_groups=scores.groups, labels=scores.labels, given=groups)
+
+
 def score_finding(scores: RecordedScores, name: str, *, seed: int = 0, bootstrap: int = 200,
-                  delta: float = DEFAULT_DELTA, curves: dict | None = None) -> dict[str, Any]:
+                  delta: float = DEFAULT_DELTA, curves: dict | None = None,
+                  records: tuple | None = None, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
     """The report finding of attack ``name`` on recorded ``scores`` (the built-in's shape).
 
     ``curves`` (label -> (fpr, tpr)), shared by successive calls, draws each ROC plot with
-    the curves of the attacks before it.
+    the curves of the attacks before it. ``records`` is :func:`records_of`'s result
+    (default: from ``scores`` alone); ``top_k`` how many exposed members to name.
     """
     start = time.perf_counter()
     s, attack, stats = attack_scores(scores, name)
@@ -161,6 +178,10 @@ def score_finding(scores: RecordedScores, name: str, *, seed: int = 0, bootstrap
     file = Path(scores.source).name
     images = roc_image({} if curves is None else curves, name, mm, name=name,
                        title=f"{name} on recorded scores ({file})")
+    ids, groups, source, ids_from = records_of(scores) if records is None else records
+    exposed = exposure_evidence(s, truth, record_ids=ids, groups=groups, group_source=source,
+                                ids_from=ids_from, score=score_meaning(name), top_k=top_k,
+                                title=f"{name}: who is exposed ({file})")
     game = {"seed": None, "candidates": int(len(truth)), "members": int(truth.sum()),
             "non_members": int((~truth).sum()), "population": scores.num_population,
             "control": False, "member_rule": "as recorded in the scores file"}
@@ -187,12 +208,14 @@ def score_finding(scores: RecordedScores, name: str, *, seed: int = 0, bootstrap
                             "reference_models": scores.num_refs,
                             "population": scores.num_population},
         },
+        "exposure": exposed,
         "runtime_s": time.perf_counter() - start,
     }
 
 
 def audit_scores(source: str | Path | RecordedScores, *, attacks=None, seed: int = 0,
-                 bootstrap: int = 200, delta: float = DEFAULT_DELTA) -> list[dict[str, Any]]:
+                 bootstrap: int = 200, delta: float = DEFAULT_DELTA, groups=None,
+                 top_k: int = DEFAULT_TOP_K) -> list[dict[str, Any]]:
     """The findings of the score-level audit of ``source`` (a scores file or its contents).
 
     Args:
@@ -202,15 +225,24 @@ def audit_scores(source: str | Path | RecordedScores, *, attacks=None, seed: int
         seed: Seed of the AUC's bootstrap interval.
         bootstrap: Bootstrap replicates (0: no interval).
         delta: Delta of the one-run empirical epsilon.
+        groups: User-named groups for the exposure analysis where the file has no
+            ``group`` column: a groups file (``.csv`` with ``record_id,group``, or
+            ``.json``) or a mapping record id -> group; ``None``: the file's groups, else
+            the classes.
+        top_k: How many of the most exposed members each finding names (by id).
 
     Raises:
-        InvalidParameterError: a bad file, or an attack the file cannot feed, named.
+        InvalidParameterError: a bad file, groups file or ``top_k``, or an attack the file
+            cannot feed, named.
     """
     owner = "the score-level audit"
     seed = check_interval("seed", owner, seed, kind=int, low=0)
     bootstrap = check_interval("bootstrap", owner, bootstrap, kind=int, low=0)
     delta = check_interval("delta", owner, delta, low=0, high=1, closed="left")
+    top_k = check_interval("top_k", owner, top_k, kind=int, low=1)
     scores = source if isinstance(source, RecordedScores) else read_scores(source)
+    records = records_of(scores, groups)
     curves: dict = {}
-    return [score_finding(scores, name, seed=seed, bootstrap=bootstrap, delta=delta, curves=curves)
+    return [score_finding(scores, name, seed=seed, bootstrap=bootstrap, delta=delta, curves=curves,
+                          records=records, top_k=top_k)
             for name in choose_attacks(scores, attacks)]

@@ -24,6 +24,8 @@ column                 meaning
                        model's training data: ``member`` and every ``ref{m}_in`` are 0 there),
                        0 a candidate
 ``id``                 optional, ignored (the row's name for the user)
+``record_id``          optional: the record's name in the exposure analysis (unique, non-empty)
+``group``              optional: the user's name for the record's group (non-empty)
 =====================  ======================================================================
 
 **Array form** (``.npz``): ``member`` (N,); ``logits`` (N, C) with ``label`` (N,), or ``loss``
@@ -31,7 +33,8 @@ column                 meaning
 ``ref_confidence`` (M, N) with ``ref_in`` (M, N) bool; optionally population samples
 ``pop_logits`` (P, C) with ``pop_label`` (P,) / ``pop_loss`` (P,) / ``pop_confidence`` (P,),
 and the reference models' ``ref_pop_logits`` (M, P, C) / ``ref_pop_loss`` (M, P) /
-``ref_pop_confidence`` (M, P).
+``ref_pop_confidence`` (M, P); optionally ``record_id`` (N,) and ``group`` (N,) of str
+(:mod:`audit.membership.record_groups`, for :mod:`audit.membership.exposure`).
 
 Project choices: every value must be finite; 0/1 columns may be written ``0``, ``1``,
 ``0.0``, ``1.0`` (or bool in ``.npz``); unknown columns or arrays are refused, naming them
@@ -51,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audit.membership.record_groups import TEXT_ARRAYS, check_text
 from audit.membership.score_table import file_error, read_table, role, table_bytes
 from reports.io import write_bytes_atomic
 
@@ -69,6 +73,7 @@ class RecordedScores:
     ``target`` is (N, C) logits or (N,) losses / confidences by ``kind``; ``ref`` (M, N, ...)
     and ``ref_in`` (M, N) the reference models'; ``pop`` (P, ...) and ``ref_pop`` (M, P, ...)
     the population samples'. ``labels`` / ``pop_labels`` are the true classes (logits only).
+    ``record_ids`` / ``groups`` (N,) str are the candidates' ids and user-named groups.
     """
 
     source: str
@@ -81,6 +86,8 @@ class RecordedScores:
     pop: np.ndarray | None = None
     pop_labels: np.ndarray | None = None
     ref_pop: np.ndarray | None = None
+    record_ids: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     @property
     def num_refs(self) -> int:
@@ -97,7 +104,8 @@ class RecordedScores:
         key = self.kind
         named = {"member": self.member, key: self.target, "label": self.labels,
                  f"ref_{key}": self.ref, "ref_in": self.ref_in, f"pop_{key}": self.pop,
-                 "pop_label": self.pop_labels, f"ref_pop_{key}": self.ref_pop}
+                 "pop_label": self.pop_labels, f"ref_pop_{key}": self.ref_pop,
+                 "record_id": self.record_ids, "group": self.groups}
         return {k: v for k, v in named.items() if v is not None}
 
 
@@ -117,7 +125,8 @@ def _check_names(source: str, arrays: dict, locate: Callable) -> str:
                          "(logit_0 .. logit_{C-1} with label), loss or confidence. Got "
                          + (" and ".join(kinds) or "none") + " instead.")
     key = kinds[0]
-    expected = {"member", key, f"ref_{key}", "ref_in", f"pop_{key}", f"ref_pop_{key}"}
+    expected = {"member", key, f"ref_{key}", "ref_in", f"pop_{key}", f"ref_pop_{key}",
+                *TEXT_ARRAYS}
     if key == "logits":
         expected |= {"label", "pop_label"}
     unknown = sorted(set(arrays) - expected)
@@ -172,6 +181,9 @@ def validate_arrays(source: str, arrays: dict[str, np.ndarray], locate: Callable
     c = _check_shapes(source, arrays, kind, locate)
     out = {}
     for name, values in arrays.items():
+        if name in TEXT_ARRAYS:
+            out[name] = check_text(source, name, values, locate)
+            continue
         values = np.asarray(values)
         if values.dtype.kind not in "biuf":
             raise file_error(source, f"{locate(name, None)} must hold numbers. Got dtype "
@@ -198,7 +210,8 @@ def validate_arrays(source: str, arrays: dict[str, np.ndarray], locate: Callable
                          f"{n - members} non-members instead.")
     return RecordedScores(source, kind, out["member"], out[kind], out.get("label"),
                           out.get(f"ref_{kind}"), out.get("ref_in"), out.get(f"pop_{kind}"),
-                          out.get("pop_label"), out.get(f"ref_pop_{kind}"))
+                          out.get("pop_label"), out.get(f"ref_pop_{kind}"),
+                          out.get("record_id"), out.get("group"))
 
 
 def _suffix(path: Path) -> str:

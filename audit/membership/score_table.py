@@ -10,7 +10,9 @@ RMIA, Zarifzadeh et al. 2024).
 
 Project choices: CSV goes through the standard ``csv`` module (no pandas); Parquet through
 ``pyarrow``, imported only when a ``.parquet`` file is used, with an error saying to install
-it; an ``id`` column is ignored; a column no array claims is refused, naming it; CSV lines
+it; an ``id`` column is ignored; the text columns ``record_id`` and ``group``
+(:mod:`audit.membership.record_groups`) are kept as str, their candidate rows only
+(written empty on population rows); a column no array claims is refused, naming it; CSV lines
 are counted from 1 with the header on line 1, Parquet rows from 1; floats are written with
 Python's shortest round-trip ``repr``, so a file written and read back holds the same
 doubles.
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.core.errors import InvalidParameterError
+from audit.membership.record_groups import TEXT_ARRAYS
 
 #: the arrays whose values sit on candidate rows; ``pop_*`` / ``ref_pop_*`` use the same
 #: columns on population rows
@@ -68,6 +71,7 @@ def read_table(path: Path, source: str, suffix: str) -> tuple[dict[str, np.ndarr
     if dup:
         raise file_error(source, f"the column(s) {', '.join(dup)} appear more than once.")
     columns.pop("id", None)
+    texts = {name: columns.pop(name) for name in TEXT_ARRAYS if name in columns}
     n_rows = len(next(iter(columns.values()), ()))
     flag = columns.pop("population", np.zeros(n_rows))
     bad = np.flatnonzero((flag != 0) & (flag != 1))
@@ -115,6 +119,8 @@ def read_table(path: Path, source: str, suffix: str) -> tuple[dict[str, np.ndarr
                                  f"on it). Got {on_pop[tuple(hit[0])]!r} instead.")
         elif len(rows[True]):
             arrays[_population_name(name)] = gather(name, True)
+    for name, values in texts.items():  # population rows' ids and groups are ignored
+        arrays[name] = values[rows[False]]
     unknown = sorted(set(columns) - used)
     if unknown:
         raise file_error(source, f"unknown column(s) {', '.join(unknown)} (the format is in "
@@ -152,6 +158,9 @@ def _csv(path: Path, source: str):
     for j, name in enumerate(header):
         if name == "id":
             continue
+        if name in TEXT_ARRAYS:
+            columns[name] = np.array([line[j] for line in body], dtype=str)
+            continue
         values = np.empty(len(body))
         for i, line in enumerate(body):
             try:
@@ -182,6 +191,13 @@ def _parquet(path: Path, source: str):
     columns = {}
     for name in table.column_names:
         raw = table.column(name).to_pylist()
+        if name in TEXT_ARRAYS:
+            bad = [i for i, v in enumerate(raw) if isinstance(v, float) or not isinstance(v, (str, int))]
+            if bad:
+                raise file_error(source, f"column {name!r}, row {bad[0] + 1} must be a str. Got "
+                                 f"{raw[bad[0]]!r} instead.")
+            columns[name] = np.array([str(v) for v in raw], dtype=str)
+            continue
         bad = [i for i, v in enumerate(raw) if not isinstance(v, (int, float))]
         if bad and name != "id":
             raise file_error(source, f"column {name!r}, row {bad[0] + 1} must be a number. Got "
@@ -208,6 +224,9 @@ def table_of(arrays: dict[str, np.ndarray]) -> dict[str, list]:
                 cast = int if base in ("member", "in", "label") else float
                 col = values[:, c] if c is not None else values
                 table[column(name, m, c)] = [cast(v) for v in col] + [cast(v) for v in tail]
+    for name in TEXT_ARRAYS:
+        if name in arrays:
+            table[name] = [str(v) for v in arrays[name]] + [""] * pop
     if pop:
         table["population"] = [0] * len(arrays["member"]) + [1] * pop
     return table
@@ -220,11 +239,13 @@ def table_bytes(arrays: dict[str, np.ndarray], suffix: str, source: str) -> byte
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(table)
-        writer.writerows(zip(*([repr(v) for v in col] for col in table.values())))
+        writer.writerows(zip(*([v if isinstance(v, str) else repr(v) for v in col]
+                               for col in table.values())))
         return text.getvalue().encode()
     pq = pyarrow_parquet(source)
     import pyarrow as pa
 
     buf = io.BytesIO()
-    pq.write_table(pa.table({k: np.asarray(v, dtype=np.float64) for k, v in table.items()}), buf)
+    pq.write_table(pa.table({k: v if k in TEXT_ARRAYS else np.asarray(v, dtype=np.float64)
+                             for k, v in table.items()}), buf)
     return buf.getvalue()

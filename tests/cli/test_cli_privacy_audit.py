@@ -73,7 +73,9 @@ def test_black_box_input_canaries_pass_correct_dp_fedavg(tmp_path, capsys, mode)
     _, f = audit(tmp_path, capsys, "dp-fedavg", ["noise_multiplier=1", f"mode={mode}"], "one-run-input",
                  ["--estimator-param", "rounds=5"])
     pa = f["privacy_audit"]
-    assert pa["verdict"] == "PASS" and pa["estimate"]["estimator"] == "one-run-input"
+    # no violation; 200 input canaries cannot certify an epsilon as large as the claim
+    assert pa["verdict"] == "INCONCLUSIVE" and pa["estimate"]["estimator"] == "one-run-input"
+    assert pa["estimate"]["epsilon"] <= pa["epsilon_claim"] and pa["epsilon_claim"] > pa["power_ceiling"]
     assert pa["estimate"]["details"]["rounds"] == 5 and f["claim"]["compositions"] == 5
 
 

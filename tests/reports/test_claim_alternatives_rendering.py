@@ -342,7 +342,7 @@ def test_schema_rejects_a_bad_alternative_verdict_with_a_clear_message():
         validate_report(_report(audit=audit))
     message = str(info.value)
     assert "'findings[0].privacy_audit.alternatives[1].verdict'" in message
-    assert "one of {'PASS', 'VIOLATION'}" in message and "'MAYBE'" in message
+    assert "one of {'PASS', 'VIOLATION', 'INCONCLUSIVE'}" in message and "'MAYBE'" in message
     assert "\n" not in message
 
 

@@ -192,7 +192,7 @@ def test_policy_keys_are_the_documented_rules():
     assert set(POLICY_KEYS) == {
         "name", "description", "require_dp_claim", "max_epsilon_claim", "unit_of_privacy",
         "epsilon_emp_within_claim", "max_psnr", "max_ssim", "min_lpips", "max_tpr_at_1pct_fpr",
-        "required_threat_models", "required_attacks"}
+        "max_extraction_gap_closed", "required_threat_models", "required_attacks", "frameworks"}
 
 
 # -- rules ------------------------------------------------------------------------------------------

@@ -68,12 +68,12 @@ from audit.core.errors import invalid
 from audit.core.validation import check_interval, check_options
 from audit.integrations.opacus.black_box import black_box_input_one_run
 from audit.integrations.opacus.run import AUDIT_OWNER, OpacusRun
-from audit.integrations.opacus.white_box import white_box_cp, white_box_one_run
-from audit.privacy.auditing.defense_audit import NOT_A_PROOF, verdict
+from audit.integrations.opacus.white_box import ONE_RUN_ESTIMATORS, white_box_cp, white_box_one_run_estimates
+from audit.privacy.auditing.verdicts import NOT_A_PROOF, epsilon_note, verdict
 from audit.privacy.estimators import EmpiricalEpsilon
 
 DEFENSE_NAME = "opacus-dp-sgd"
-ESTIMATORS = ("one-run", "cp", "one-run-input")
+ESTIMATORS = ("gaussian-aggregate", "fdp-one-run", "one-run", "cp", "one-run-input")
 
 
 WHITE_BOX_THREAT = {
@@ -107,8 +107,7 @@ def _finding(run: OpacusRun, estimator: str, est: EmpiricalEpsilon, claim: Priva
                              "delta": alt.delta, "unit": alt.unit, "trust_model": "central",
                              "verdict": v.verdict, "reason": v.reason})
     white = estimator != "one-run-input"
-    conf = f"{est.confidence:.0%} confidence" if est.confidence else "no confidence level"
-    note = f"{est.nature} ({conf}); {result.verdict}: {result.reason}. {NOT_A_PROOF}"
+    note = epsilon_note(result)
     defense_params = {k: v for k, v in info.items() if k not in ("model_class", "dataset_size", "parameters")
                       and isinstance(v, (str, bool, int, float)) and not (isinstance(v, float) and not math.isfinite(v))}
     defense_params["accountant"] = claim.accountant
@@ -150,7 +149,7 @@ def _finding(run: OpacusRun, estimator: str, est: EmpiricalEpsilon, claim: Priva
         "privacy_audit": {
             "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,
             "unit": claim.unit, "estimate": est.to_dict(), "reason": result.reason,
-            "statement": NOT_A_PROOF,
+            "power_ceiling": result.ceiling, "statement": NOT_A_PROOF,
             **({"alternatives": alternatives} if alternatives else {}),
         },
         "runtime_s": runtime,
@@ -186,12 +185,18 @@ def audit_opacus(run: OpacusRun, estimators: Sequence[str] = ("one-run",), *, se
         check_options("estimators", AUDIT_OWNER, e, ESTIMATORS)
     seed = check_interval("seed", AUDIT_OWNER, seed, kind=int, low=0)
     findings = []
+    one_run = [e for e in dict.fromkeys(estimators) if e in ONE_RUN_ESTIMATORS]
+    if one_run:  # one training run read by every one-run estimator asked for
+        start = time.perf_counter()
+        ests, claim, info = white_box_one_run_estimates(run, one_run, canaries=canaries, seed=seed)
+        runtime = (time.perf_counter() - start) / len(ests)
+        for name, est in zip(one_run, ests):
+            findings.append(_finding(run, name, est, claim, info, {"canaries": est.trials}, seed, runtime))
     for name in dict.fromkeys(estimators):
         start = time.perf_counter()
-        if name == "one-run":
-            est, claim, info = white_box_one_run(run, canaries=canaries, seed=seed)
-            params = {"canaries": est.trials}
-        elif name == "cp":
+        if name in ONE_RUN_ESTIMATORS:
+            continue
+        if name == "cp":
             est, claim, info = white_box_cp(run, trials=trials, seed=seed)
             params = {"trials": trials}
         else:

@@ -20,6 +20,11 @@ from audit.integrations.opacus.claim import ACCOUNTANTS
 from audit.integrations.opacus.run import OpacusRun
 
 
+#: gradient canaries ``fedaudit opacus`` puts in its built-in run (its MLP of width 128 has
+#: 9,738 parameters; the Gaussian aggregate's interval shrinks as 1/sqrt(canaries))
+BUILTIN_CANARIES = 4000
+
+
 def builtin_run(*, dataset: str = "digits", model: str = "mlp", model_params: dict | None = None,
                 noise_multiplier: float = 1.0, max_grad_norm: float = 1.0, batch_size: int = 64,
                 epochs: int = 1, lr: float = 0.5, delta: float = 1e-5, accountant: str = "rdp",
@@ -84,4 +89,4 @@ def load_run(spec: str) -> OpacusRun:
     return obj
 
 
-__all__ = ["builtin_run", "load_run"]
+__all__ = ["BUILTIN_CANARIES", "builtin_run", "load_run"]

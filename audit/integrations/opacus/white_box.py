@@ -32,9 +32,14 @@ from audit.integrations.opacus.claim import engine_history, opacus_claim
 from audit.integrations.opacus.gradient_canaries import CANARY_SCALE, GradientCanaryTap
 from audit.integrations.opacus.run import AUDIT_OWNER, OpacusRun, OpacusTraining, run_info, run_training
 from audit.privacy.estimators import EmpiricalEpsilon, best_one_run_epsilon, clopper_pearson_epsilon
+from audit.privacy.estimators.fdp_one_run import best_fdp_one_run_epsilon
+from audit.privacy.estimators.gaussian_aggregate import gaussian_aggregate_epsilon
 
 #: gradient canaries of the white-box one-run estimator (fewer if the model is smaller)
 DEFAULT_CANARIES = 1000
+#: how one run's canary scores are read: Steinke et al.'s bound, the f-DP bound of
+#: Mahloujifar et al. (mu-GDP hypotheses), the Gaussian aggregate (noncentral t on all scores)
+ONE_RUN_ESTIMATORS = ("one-run", "fdp-one-run", "gaussian-aggregate")
 
 
 def _run_info(training: OpacusTraining, tap: GradientCanaryTap) -> dict:
@@ -43,11 +48,23 @@ def _run_info(training: OpacusTraining, tap: GradientCanaryTap) -> dict:
             "noise_multiplier_measured": tap.measured_noise_multiplier()}
 
 
-def white_box_one_run(run: OpacusRun, *, canaries: int | None = None, seed: int = 0
-                      ) -> tuple[EmpiricalEpsilon, PrivacyClaim, dict]:
+def white_box_one_run(run: OpacusRun, *, canaries: int | None = None, seed: int = 0,
+                      estimator: str = "one-run") -> tuple[EmpiricalEpsilon, PrivacyClaim, dict]:
     """One training run with ``canaries`` Dirac gradient canaries (each in with probability
-    1/2; default 1000, or half the model's parameter coordinates if fewer): the one-run
-    lower bound (95%), the run's claim and diagnostics."""
+    1/2; default 1000, or half the model's parameter coordinates if fewer): the lower bound
+    (95%) of ``estimator`` (one of :data:`ONE_RUN_ESTIMATORS`) on the canaries' scores, the
+    run's claim and diagnostics."""
+    (est,), claim, info = white_box_one_run_estimates(run, (estimator,), canaries=canaries, seed=seed)
+    return est, claim, info
+
+
+def white_box_one_run_estimates(run: OpacusRun, estimators, *, canaries: int | None = None, seed: int = 0
+                                ) -> tuple[list[EmpiricalEpsilon], PrivacyClaim, dict]:
+    """:func:`white_box_one_run` for several estimators read from the same training run
+    (each bound holds at 95% on its own; they are not independent)."""
+    for estimator in estimators:
+        if estimator not in ONE_RUN_ESTIMATORS:
+            raise invalid("estimator", AUDIT_OWNER, "one of " + ", ".join(ONE_RUN_ESTIMATORS), estimator)
     if canaries is not None:
         canaries = check_interval("canaries", AUDIT_OWNER, canaries, kind=int, low=20)
     holder: dict[str, Any] = {}
@@ -72,15 +89,23 @@ def white_box_one_run(run: OpacusRun, *, canaries: int | None = None, seed: int 
     ks = [k for k in ks if sum(k) <= canaries]
     claim = opacus_claim(training.privacy_engine, run.delta, accountant=run.accountant,
                          claimed_epsilon=run.claimed_epsilon)
-    est = best_one_run_epsilon(scores, included, delta=float(claim.delta), beta=0.05, ks=ks)
+    delta = float(claim.delta)
     diag = {"canary": "dirac-gradient", "canary_gradient_norm": f"{CANARY_SCALE:g} x max_grad_norm",
             "observation": "each privatized gradient", "included": int(included.sum()),
             "included_never_sampled": int(((t.sampled == 0) & included).sum()),
             "mean_score_in": float(scores[included].mean()) if included.any() else None,
             "mean_score_out": float(scores[~included].mean()) if (~included).any() else None}
-    est = EmpiricalEpsilon("one-run", est.epsilon, est.delta, est.nature, est.confidence, est.trials,
-                           est.compute_s, {**est.details, **diag})
-    return est, claim, _run_info(training, t)
+    out = []
+    for estimator in estimators:
+        if estimator == "one-run":
+            est = best_one_run_epsilon(scores, included, delta=delta, beta=0.05, ks=ks)
+        elif estimator == "fdp-one-run":
+            est = best_fdp_one_run_epsilon(scores, included, delta=delta, beta=0.05, ks=ks)
+        else:
+            est = gaussian_aggregate_epsilon(scores, included, delta=delta, beta=0.05)
+        out.append(EmpiricalEpsilon(est.estimator, est.epsilon, est.delta, est.nature, est.confidence,
+                                    est.trials, est.compute_s, {**est.details, **diag}))
+    return out, claim, _run_info(training, t)
 
 
 def white_box_cp(run: OpacusRun, *, trials: int = 500, seed: int = 0
@@ -123,4 +148,5 @@ def white_box_cp(run: OpacusRun, *, trials: int = 500, seed: int = 0
     return est, claim, info
 
 
-__all__ = ["DEFAULT_CANARIES", "white_box_cp", "white_box_one_run"]
+__all__ = ["DEFAULT_CANARIES", "ONE_RUN_ESTIMATORS", "white_box_cp", "white_box_one_run",
+           "white_box_one_run_estimates"]

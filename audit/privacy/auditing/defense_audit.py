@@ -22,9 +22,11 @@ Estimators (``../shared/specs/auditing.md``):
   cosine of what the adversary observes with each canary vs with fresh directions gives a
   GDP mu, turned into an epsilon *estimate* (not a bound).
 
-Verdict: VIOLATION when a lower bound exceeds the claim (false-alarm rate <= 5%), or when
-the one-shot estimate exceeds the claim by more than 10% (an estimate has no confidence);
-PASS otherwise — which is no proof of privacy.
+Verdict (:mod:`audit.privacy.auditing.verdicts`): VIOLATION when a lower bound exceeds the
+claim (false-alarm rate <= 5%), or when the one-shot estimate exceeds the claim by more
+than 10% (an estimate has no confidence); INCONCLUSIVE when the claim is above the audit's
+power ceiling (the most it could have certified); PASS otherwise — which is no proof of
+privacy.
 
 Choices: canary updates have norm 1000 C so clipping always binds; the one-shot estimate
 measures presence vs absence of a canary (add-or-remove), which under-estimates a
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -52,24 +53,9 @@ from audit.privacy.estimators import (
     random_unit_vectors,
 )
 from audit.core.updates import ModelUpdate
+from audit.privacy.auditing.verdicts import NOT_A_PROOF, epsilon_note, verdict
 
 ESTIMATOR_CHOICES = ("cp", "one-run", "one-shot", "one-run-input")
-NOT_A_PROOF = (
-    "A low empirical epsilon is not a proof of privacy: it only says this audit found no "
-    "stronger evidence of leakage."
-)
-
-
-@dataclass(frozen=True)
-class PrivacyVerdict:
-    """Claim beside evidence."""
-
-    verdict: str  # "PASS" | "VIOLATION" | "NOT EVALUATED"
-    claim: PrivacyClaim
-    estimate: EmpiricalEpsilon
-    reason: str
-
-
 def _release(defense: Defense, updates: Sequence[torch.Tensor], present: Sequence[bool], *, local: bool,
              rounds: int, generator: torch.Generator, sample_rate: float = 1.0) -> list[torch.Tensor]:
     """What the adversary sees, summed over rounds: each client's observation (local) or
@@ -194,20 +180,6 @@ def unclaimed_rounds_epsilon(defense: Defense, *, trials: int, delta: float, see
     return clopper_pearson_epsilon(score(plus), score(minus), delta=delta, alpha=0.05, seed=seed)
 
 
-def verdict(claim: PrivacyClaim, est: EmpiricalEpsilon) -> PrivacyVerdict:
-    """PASS / VIOLATION of ``claim`` given ``est``."""
-    eps = float(claim.epsilon)
-    if est.nature == "lower-bound":
-        bad = est.epsilon > eps
-        why = (f"lower bound {est.epsilon:.4g} at {est.confidence:.0%} confidence "
-               f"{'exceeds' if bad else 'does not exceed'} the claimed epsilon {eps:.4g}")
-    else:
-        bad = est.epsilon > 1.1 * eps
-        why = (f"estimate {est.epsilon:.4g} {'exceeds' if bad else 'does not exceed'} the claimed "
-               f"epsilon {eps:.4g} by more than 10%")
-    return PrivacyVerdict("VIOLATION" if bad else "PASS", claim, est, why)
-
-
 def _alternative_verdicts(claim: PrivacyClaim, estimates: dict[str, EmpiricalEpsilon]) -> list[dict]:
     """The evidence set against each alternative claim: the estimate of the adversary the
     claim is about (``local``: each update; ``central``: the aggregate)."""
@@ -300,8 +272,7 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
     if estimator == "cp":
         unclaimed = unclaimed_rounds_epsilon(defense, trials=params.get("trials", 20_000),
                                              delta=float(claim.delta), seed=seed)
-    conf = f"{est.confidence:.0%} confidence" if est.confidence else "no confidence level"
-    note = f"{est.nature} ({conf}); {result.verdict}: {result.reason}. {NOT_A_PROOF}"
+    note = epsilon_note(result)
     return {
         "id": f"{defense.name}:epsilon-{estimator}",
         "title": f"empirical epsilon ({estimator}) against {defense.name}: {result.verdict}",
@@ -339,7 +310,7 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
         "privacy_audit": {
             "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,
             "unit": claim.unit, "estimate": est.to_dict(), "reason": result.reason,
-            "statement": NOT_A_PROOF,
+            "power_ceiling": result.ceiling, "statement": NOT_A_PROOF,
             **({"alternatives": alternatives} if alternatives else {}),
         },
         "runtime_s": time.perf_counter() - start,

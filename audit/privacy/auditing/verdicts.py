@@ -1,0 +1,73 @@
+"""The verdict of an empirical epsilon against a claim: PASS, VIOLATION or INCONCLUSIVE.
+
+* VIOLATION: a lower bound (at its confidence) above the claimed epsilon, or an estimate
+  more than 10% above it (an estimate has no confidence level).
+* INCONCLUSIVE: no violation, but the claimed epsilon is above the audit's **power
+  ceiling** -- the most this audit could have certified, a perfectly leaky mechanism's
+  bound with the same canaries or trials at the same confidence
+  (:func:`audit.privacy.estimators.power.estimate_ceiling`; ``../shared/specs/auditing.md``,
+  "Power ceiling"). Such an audit could not have refuted the claim whatever the mechanism
+  did: "too weak to say", not "no evidence against the claim".
+* PASS otherwise, which is no proof of privacy (:data:`NOT_A_PROOF`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from audit.core.claims import PrivacyClaim
+from audit.privacy.estimators import EmpiricalEpsilon
+from audit.privacy.estimators.power import INCONCLUSIVE, estimate_ceiling
+
+NOT_A_PROOF = (
+    "A low empirical epsilon is not a proof of privacy: it only says this audit found no "
+    "stronger evidence of leakage."
+)
+VERDICTS = ("PASS", "VIOLATION", INCONCLUSIVE)
+
+
+@dataclass(frozen=True)
+class PrivacyVerdict:
+    """Claim beside evidence, and the most the evidence could have shown (``ceiling``;
+    None for an estimate)."""
+
+    verdict: str  # "PASS" | "VIOLATION" | "INCONCLUSIVE"
+    claim: PrivacyClaim
+    estimate: EmpiricalEpsilon
+    reason: str
+    ceiling: float | None = None
+
+
+def verdict(claim: PrivacyClaim, est: EmpiricalEpsilon) -> PrivacyVerdict:
+    """PASS / VIOLATION / INCONCLUSIVE of ``claim`` given ``est``."""
+    eps = float(claim.epsilon)
+    ceiling = estimate_ceiling(est)
+    if est.nature == "lower-bound":
+        bad = est.epsilon > eps
+        why = (f"lower bound {est.epsilon:.4g} at {est.confidence:.0%} confidence "
+               f"{'exceeds' if bad else 'does not exceed'} the claimed epsilon {eps:.4g}")
+    else:
+        bad = est.epsilon > 1.1 * eps
+        why = (f"estimate {est.epsilon:.4g} {'exceeds' if bad else 'does not exceed'} the claimed "
+               f"epsilon {eps:.4g} by more than 10%")
+    if bad:
+        return PrivacyVerdict("VIOLATION", claim, est, why, ceiling)
+    if ceiling is not None and eps > ceiling:
+        why += (f"; but the claim is above {ceiling:.4g}, the most this audit could certify with "
+                f"its {est.trials} canaries/trials (its power ceiling): too weak to say")
+        return PrivacyVerdict(INCONCLUSIVE, claim, est, why, ceiling)
+    return PrivacyVerdict("PASS", claim, est, why, ceiling)
+
+
+def epsilon_note(result: PrivacyVerdict) -> str:
+    """The note of an epsilon_emp metric: nature, confidence, verdict and reason, the power
+    ceiling, and :data:`NOT_A_PROOF`."""
+    est = result.estimate
+    conf = f"{est.confidence:.0%} confidence" if est.confidence else "no confidence level"
+    power = ("" if result.ceiling is None else
+             f" Power ceiling {result.ceiling:.4g}: the most this audit could certify with its "
+             f"{est.trials} canaries/trials at its confidence.")
+    return f"{est.nature} ({conf}); {result.verdict}: {result.reason}.{power} {NOT_A_PROOF}"
+
+
+__all__ = ["NOT_A_PROOF", "VERDICTS", "PrivacyVerdict", "epsilon_note", "verdict"]
