@@ -12,11 +12,9 @@ keys are allowed, as everywhere in the report.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
-from reports.schema_checks import _B64, _dict, _fail, _float, _int, _join, _key, _options, _str
+from reports.schema_checks import _dict, _fail, _float, _image, _int, _join, _key, _options, _str
 
 GROUP_SOURCES = ("class", "user", "none")
 #: a group entry's keys: name -> kind
@@ -58,18 +56,6 @@ def _entry(obj: Any, path: str, keys: dict[str, str]) -> None:
         _value(_key(obj, path, name), _join(path, name), kind)
 
 
-def _image(image: Any, path: str) -> None:
-    if image is None:
-        return
-    _dict(image, path)
-    data = _str(_key(image, path, "png_base64"), _join(path, "png_base64"))
-    try:
-        if not _B64.fullmatch(data):
-            raise ValueError
-        base64.b64decode(data, validate=True)
-    except (ValueError, binascii.Error):
-        raise _fail(_join(path, "png_base64"), "base64-encoded PNG data", data) from None
-    _str(_key(image, path, "caption"), _join(path, "caption"))
 
 
 def check_exposure(exposure: Any, path: str) -> None:

@@ -15,15 +15,13 @@ alternative claim) and ``findings[i].exposure`` (who is exposed to a membership 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 from datetime import datetime
 from typing import Any
 
 from audit.core.errors import InvalidParameterError
 from reports.schema_checks import (
-    _B64, _bool, _dict, _fail, _float, _int, _is_number, _join, _key, _opt_int, _opt_str, _options, _str, _str_list,
+    _bool, _dict, _fail, _float, _image, _int, _is_number, _join, _key, _opt_int, _opt_str, _options, _str, _str_list,
 )
 
 SCHEMA_VERSION = "1.0"
@@ -185,18 +183,7 @@ def _check_finding(f: Any, path: str) -> None:
         raise _fail(_join(path, "metrics"), "a list of metric objects", metrics)
     for i, metric in enumerate(metrics):
         _check_metric(metric, f"{path}.metrics[{i}]")
-    images = get("images")
-    if images is not None:
-        ipath = _join(path, "images")
-        _dict(images, ipath)
-        data = _str(_key(images, ipath, "png_base64"), _join(ipath, "png_base64"))
-        try:
-            if not _B64.fullmatch(data):
-                raise ValueError
-            base64.b64decode(data, validate=True)
-        except (ValueError, binascii.Error):
-            raise _fail(_join(ipath, "png_base64"), "base64-encoded PNG data", data) from None
-        _str(_key(images, ipath, "caption"), _join(ipath, "caption"))
+    _image(get("images"), _join(path, "images"))
     samples = f.get("text_samples")
     if samples is not None:  # optional: text attacks
         tpath = _join(path, "text_samples")

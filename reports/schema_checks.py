@@ -4,6 +4,8 @@ that check one part of a report, e.g. :mod:`reports.exposure_schema`): each rais
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from typing import Any
@@ -107,3 +109,18 @@ def _str_list(v: Any, path: str) -> None:
         raise _fail(path, "a list of str", v)
     for i, item in enumerate(v):
         _str(item, f"{path}[{i}]")
+
+
+def _image(image: Any, path: str) -> None:
+    """An optional {png_base64, caption} object (a finding's or a part's plot)."""
+    if image is None:
+        return
+    _dict(image, path)
+    data = _str(_key(image, path, "png_base64"), _join(path, "png_base64"))
+    try:
+        if not _B64.fullmatch(data):
+            raise ValueError
+        base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error):
+        raise _fail(_join(path, "png_base64"), "base64-encoded PNG data", data) from None
+    _str(_key(image, path, "caption"), _join(path, "caption"))

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from audit.core.claims import PrivacyClaim
 from audit.privacy.estimators import EmpiricalEpsilon
-from audit.privacy.estimators.power import INCONCLUSIVE, estimate_ceiling
+from audit.privacy.estimators.power import INCONCLUSIVE, estimate_ceiling, power_verdict
 
 NOT_A_PROOF = (
     "A low empirical epsilon is not a proof of privacy: it only says this audit found no "
@@ -50,13 +51,11 @@ def verdict(claim: PrivacyClaim, est: EmpiricalEpsilon) -> PrivacyVerdict:
         bad = est.epsilon > 1.1 * eps
         why = (f"estimate {est.epsilon:.4g} {'exceeds' if bad else 'does not exceed'} the claimed "
                f"epsilon {eps:.4g} by more than 10%")
-    if bad:
-        return PrivacyVerdict("VIOLATION", claim, est, why, ceiling)
-    if ceiling is not None and eps > ceiling:
+    result = power_verdict("VIOLATION" if bad else "PASS", eps, math.inf if ceiling is None else ceiling)
+    if result == INCONCLUSIVE:
         why += (f"; but the claim is above {ceiling:.4g}, the most this audit could certify with "
                 f"its {est.trials} canaries/trials (its power ceiling): too weak to say")
-        return PrivacyVerdict(INCONCLUSIVE, claim, est, why, ceiling)
-    return PrivacyVerdict("PASS", claim, est, why, ceiling)
+    return PrivacyVerdict(result, claim, est, why, ceiling)
 
 
 def epsilon_note(result: PrivacyVerdict) -> str:

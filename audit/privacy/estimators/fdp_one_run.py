@@ -53,8 +53,8 @@ from scipy.special import ndtr, ndtri
 
 from audit.core.validation import check_interval
 from audit.privacy.estimators.gdp import gdp_epsilon
-from audit.privacy.estimators.one_run import _budgets, _inclusion, one_run_guesses
-from audit.privacy.estimators.result import EmpiricalEpsilon, finite_scores
+from audit.privacy.estimators.one_run import best_over_budgets
+from audit.privacy.estimators.result import EmpiricalEpsilon
 
 _MU_CAP = 50.0
 
@@ -139,21 +139,6 @@ def best_fdp_one_run_epsilon(scores, included, *, delta: float, beta: float = 0.
     Returns:
         An :class:`EmpiricalEpsilon` whose details name the best budget and all tried.
     """
-    start = time.perf_counter()
-    owner = "best_fdp_one_run_epsilon"
-    s = finite_scores(scores, "scores", owner, min_size=1)
-    inc = _inclusion(included, len(s), owner)
-    beta = check_interval("beta", owner, beta, low=0, high=1, closed="neither")
-    budgets = _budgets(list(ks), len(s), owner)
-    level = beta / len(budgets)
-    best, best_k = None, None
-    for kp, km in budgets:
-        v, r = one_run_guesses(s, inc, k_plus=kp, k_minus=km)
-        est = fdp_one_run_epsilon(v, r, canaries=len(s), delta=delta, beta=level)
-        if best is None or est.details["mu_lb"] > best.details["mu_lb"]:
-            best, best_k = est, (kp, km)
-    details = {**best.details, "k_plus": best_k[0], "k_minus": best_k[1],
-               "budgets_tried": [list(b) for b in budgets], "per_budget_beta": level}
-    return EmpiricalEpsilon("fdp-one-run", best.epsilon, best.delta, "lower-bound", 1.0 - beta,
-                            len(s), time.perf_counter() - start, details)
+    return best_over_budgets(scores, included, bound=fdp_one_run_epsilon, delta=delta, beta=beta, ks=ks,
+                             owner="best_fdp_one_run_epsilon", strength=lambda est: est.details["mu_lb"])
 

@@ -166,8 +166,17 @@ def best_one_run_epsilon(scores, included, *, delta: float, beta: float = 0.05,
         An :class:`EmpiricalEpsilon` whose details name the best budget, its counts, all the
         budgets tried and the per-budget level.
     """
+    return best_over_budgets(scores, included, bound=one_run_epsilon, delta=delta, beta=beta, ks=ks,
+                             owner="best_one_run_epsilon")
+
+
+def best_over_budgets(scores, included, *, bound, delta: float, beta: float, ks: Iterable, owner: str,
+                      strength=lambda est: est.epsilon) -> EmpiricalEpsilon:
+    """The best of ``bound(correct, guesses, canaries=, delta=, beta=)`` over the guess
+    budgets ``ks``, each tested at beta / len(ks) (union bound), at overall confidence
+    1 - beta; "best" by ``strength`` (default: the epsilon). Shared by the one-run bounds
+    (Steinke et al.'s and the f-DP one)."""
     start = time.perf_counter()
-    owner = "best_one_run_epsilon"
     s = finite_scores(scores, "scores", owner, min_size=1)
     inc = _inclusion(included, len(s), owner)
     beta = check_interval("beta", owner, beta, low=0, high=1, closed="neither")
@@ -176,10 +185,10 @@ def best_one_run_epsilon(scores, included, *, delta: float, beta: float = 0.05,
     best, best_k = None, None
     for kp, km in budgets:
         v, r = one_run_guesses(s, inc, k_plus=kp, k_minus=km)
-        est = one_run_epsilon(v, r, canaries=len(s), delta=delta, beta=level)
-        if best is None or est.epsilon > best.epsilon:
+        est = bound(v, r, canaries=len(s), delta=delta, beta=level)
+        if best is None or strength(est) > strength(best):
             best, best_k = est, (kp, km)
     details = {**best.details, "k_plus": best_k[0], "k_minus": best_k[1],
                "budgets_tried": [list(b) for b in budgets], "per_budget_beta": level}
-    return EmpiricalEpsilon("one-run", best.epsilon, best.delta, "lower-bound", 1.0 - beta, len(s),
+    return EmpiricalEpsilon(best.estimator, best.epsilon, best.delta, "lower-bound", 1.0 - beta, len(s),
                             time.perf_counter() - start, details)
