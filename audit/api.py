@@ -58,7 +58,7 @@ def run_audit(config: AuditConfig | None = None, *, out: str | Path | None = Non
     findings = run_audit_findings(config, device=torch_device, lpips_scorer=scorer, progress=progress,
                                   estimator=estimator, estimator_params=estimator_params)
     if estimator is not None:
-        from audit.privacy.auditing.defense_audit import NOT_A_PROOF
+        from audit.privacy.auditing.verdicts import NOT_A_PROOF
 
         notes.append(NOT_A_PROOF)
     report = assemble_report(

@@ -162,6 +162,31 @@ class DPFedAvg(WrappingDefense):
             num_examples=sum(o.num_examples for o in observations),
         )
 
+    def accounting_facts(self, schedule: FederationSchedule) -> dict[str, Any]:
+        """The lint's facts: the accountant's sampling (Poisson at ``m / N`` in central mode,
+        none in local mode) beside the simulation's (``m`` of ``N`` clients drawn without
+        replacement each round), the rounds it composes, the noise as configured, the
+        divisor of the mean and the order of clip and noise."""
+        if self.noise_multiplier is None:
+            self.prepare(schedule)
+        spec = self._spec(schedule, float(self.noise_multiplier))
+        every = schedule.clients_per_round == schedule.num_clients
+        local = self.mode == "local"
+        return {
+            "sampling_assumed": "poisson" if spec.sample_rate < 1.0 else "none",
+            "sample_rate_assumed": spec.sample_rate,
+            "sampling_used": "all" if every else "without-replacement",
+            "sample_rate_used": schedule.sample_rate,
+            "steps_accounted": spec.compositions, "unit_released": "client",
+            "adjacency_accounted": spec.adjacency, "noise_multiplier": spec.noise_multiplier,
+            "effective_noise_multiplier": float(self.noise_multiplier),
+            "noise_source": "configured: noise std z C on each clipped update" if local else
+                            "configured: noise std z C on the sum of clipped updates (sensitivity C)",
+            **({} if local else {"mean_divisor_expected": float(schedule.clients_per_round),
+                                 "mean_divisors_used": (float(self._expected_clients or schedule.clients_per_round),)}),
+            "operations": ("clip", "noise", "aggregate") if local else ("clip", "aggregate", "noise"),
+        }
+
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
         if self.noise_multiplier is None:
             self.prepare(schedule)
@@ -198,6 +223,12 @@ class DPFedAvg(WrappingDefense):
             compositions=schedule.rounds,
             accountant=accountant_label(self.accountant),
             mechanism=spec.describe(),
+            unit_level="client",
+            adjacency=spec.adjacency,
+            assumptions=spec.assumptions("client") + (
+                ("the server is trusted: it sees each clipped update before the noise",)
+                if self.mode != "local" else
+                ("each client noises its own clipped update: nothing of the server is trusted",)),
         )
 
 

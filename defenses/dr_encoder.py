@@ -256,6 +256,16 @@ class DREncoder(KeyedDefense):
 
     # -- claim ----------------------------------------------------------------------------
 
+    def accounting_facts(self, schedule: FederationSchedule) -> dict[str, Any]:
+        """The lint's facts: the claim composes the stage-2 rounds only (no sampling
+        amplification, replace-one), while every round releases (stage 1 without noise);
+        the client clips and noises its code."""
+        every = schedule.clients_per_round == schedule.num_clients
+        return {"sampling_assumed": "none", "sampling_used": "all" if every else "without-replacement",
+                "sample_rate_used": schedule.sample_rate, "steps_accounted": self.stage2_rounds(schedule),
+                "steps_run": schedule.rounds, "unit_released": "client",
+                "adjacency_accounted": "replace-one", "operations": ("clip", "noise", "aggregate")}
+
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
         if self.noise_multiplier is None:
             self.prepare(schedule)
@@ -277,4 +287,8 @@ class DREncoder(KeyedDefense):
             epsilon=eps, delta=self.delta, unit=unit, trust_model=TrustModel.LOCAL,
             compositions=spec.compositions, accountant=accountant_label("pld"),
             mechanism=(f"autoencoder code (compression {self.ratio}x per block) clipped to "
-                       f"C = {self.clip_norm:g}, Gaussian noise z C, z = {z:.6g}"))
+                       f"C = {self.clip_norm:g}, Gaussian noise z C, z = {z:.6g}"),
+            unit_level="client", adjacency=spec.adjacency,
+            assumptions=spec.assumptions("client") + (
+                f"the {self.stage1_rounds} stage-1 round(s) release nothing private (they send "
+                "statistics without noise)",))

@@ -101,7 +101,11 @@ def central_claims(*, noise_multiplier: float, clipping_norm: float, num_sampled
         epsilon=eps, delta=d, unit=CENTRAL_UNIT, trust_model=TrustModel.CENTRAL,
         compositions=rounds, accountant=acct,
         mechanism=f"Gaussian, noise std zC/m on the aggregate, z={z:g}, {rounds} release(s)",
-        label="Flower's claim",
+        label="Flower's claim", unit_level="client", adjacency="add-remove",
+        assumptions=GaussianEventSpec(z, rounds, 1.0, Neighbouring.ADD_OR_REMOVE).assumptions("client")
+        + ("every client clips its update to C" if clips_updates else
+           "clipped updates (not the case in this run: no client clips)",
+           "equal aggregation weights: the noise zC/m covers one client's share"),
     )
     if not clips_updates:
         return flower
@@ -141,7 +145,12 @@ def local_dp_claims(*, clipping_norm: float, sensitivity: float, epsilon_: float
         compositions=rounds,
         accountant="LocalDpMod's per-release statement, basic composition over rounds",
         mechanism=f"Gaussian, std {sigma:.4g} per client update, {rounds} release(s)",
-        label="Flower's claim",
+        label="Flower's claim", unit_level="client", adjacency="replace-one",
+        assumptions=(f"basic composition of {rounds} per-release ({epsilon_:g}, {delta:g}) statements",
+                     "the classic Gaussian bound sigma = sensitivity sqrt(2 ln(1.25/delta))/epsilon "
+                     "(valid for epsilon < 1)",
+                     f"sensitivity {sensitivity:g} covers a replaced clipped update (2C = "
+                     f"{2 * clipping_norm:g})"),
     )
     if sigma == 0.0:
         return flower
@@ -156,5 +165,6 @@ def _with_as_run(flower: PrivacyClaim, spec: GaussianEventSpec, what: str) -> Pr
     eps_run = epsilon(spec, delta=d, accountant="pld")
     as_run = replace(
         flower, statement=f"as run: ({eps_run:.4g}, {d:g})-DP for {what}", epsilon=eps_run,
-        accountant=accountant_label("pld"), mechanism=spec.describe(), label="as run")
+        accountant=accountant_label("pld"), mechanism=spec.describe(), label="as run",
+        adjacency=spec.adjacency, assumptions=spec.assumptions("client"))
     return replace(flower, alternatives=(as_run,))

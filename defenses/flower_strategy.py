@@ -190,7 +190,7 @@ class FlowerDefense(Defense):
         matches its calibration."""
         if self._central_dp_only():
             return ("cp",)
-        return ("cp", "one-run", "one-shot", "one-run-input")
+        return ("cp", "one-run", "fdp-one-run", "gaussian-aggregate", "one-shot", "one-run-input")
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"local_steps": self._training.steps, "lr": self._training.lr}

@@ -138,6 +138,14 @@ class LayerwiseLDP(WrappingDefense):
 
     # -- claim --------------------------------------------------------------------------
 
+    def accounting_facts(self, schedule: FederationSchedule) -> dict[str, Any]:
+        """The lint's facts: no amplification by sampling is claimed (every round composed,
+        replace-one), whole client updates are clipped and noised per layer on the client."""
+        every = schedule.clients_per_round == schedule.num_clients
+        return {"sampling_assumed": "none", "sampling_used": "all" if every else "without-replacement",
+                "sample_rate_used": schedule.sample_rate, "unit_released": "client", "adjacency_accounted": "replace-one",
+                "operations": ("clip", "noise", "aggregate")}
+
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
         if self.noise_multiplier is None:
             self.prepare(schedule)
@@ -170,6 +178,9 @@ class LayerwiseLDP(WrappingDefense):
             mechanism=(f"layer-wise Gaussian: per-layer clip and noise z_l = z/sqrt(share_l), "
                        f"z = {z:.6g} for the whole update, {self._share_rule()}"),
             parts=parts,
+            unit_level="client", adjacency="replace-one",
+            assumptions=self._spec(z, rounds).assumptions("client") + (
+                "each layer's noise composes with the others' (the layers are released together)",),
         )
 
     def _share_rule(self) -> str:

@@ -237,6 +237,21 @@ class LoraDP(KeyedDefense):
 
     # -- claims ---------------------------------------------------------------------------
 
+    def accounting_facts(self, schedule: FederationSchedule) -> dict[str, Any]:
+        """The lint's facts of the official (record-level) accounting: Poisson sampling of
+        examples at ``b / N`` over DP-SGD steps, beside what runs: ``m`` of ``N`` clients drawn
+        without replacement each round, each releasing its whole clipped LoRA delta
+        (client-level clipping; the step counts are in different units, so not compared)."""
+        if self.noise_multiplier is None:
+            self.prepare(schedule)
+        spec = self.official_spec(schedule, float(self.noise_multiplier))
+        every = schedule.clients_per_round == schedule.num_clients
+        return {"sampling_assumed": "poisson" if spec.sample_rate < 1.0 else "none",
+                "sample_rate_assumed": spec.sample_rate,
+                "sampling_used": "all" if every else "without-replacement",
+                "sample_rate_used": schedule.sample_rate, "unit_released": "client",
+                "adjacency_accounted": spec.adjacency, "operations": ("clip", "noise", "aggregate")}
+
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
         if self.noise_multiplier is None:
             self.prepare(schedule)
@@ -251,7 +266,11 @@ class LoraDP(KeyedDefense):
             epsilon=eps, delta=self.delta, unit=unit, trust_model=TrustModel.CENTRAL,
             compositions=spec.compositions, accountant=accountant_label(OFFICIAL_ACCOUNTANT),
             mechanism=self.mechanism_description(), label="official accounting",
-            alternatives=self.as_run_claims(schedule))
+            alternatives=self.as_run_claims(schedule),
+            unit_level="record", adjacency=spec.adjacency,
+            assumptions=spec.assumptions("training example") + (
+                "per-example clipping and noise (the official code's DP-SGD accounting), while "
+                "the release is a client's clipped LoRA delta",))
         return official
 
     def mechanism_description(self) -> str:
@@ -285,6 +304,9 @@ class LoraDP(KeyedDefense):
                 epsilon=eps, delta=self.delta, unit=unit, trust_model=trust,
                 compositions=len(records), accountant=accountant_label("pld"),
                 mechanism=self.mechanism_description(), label=label,
+                unit_level="client", adjacency=specs[0].adjacency,
+                assumptions=(f"every client counted in each of its {len(records)} release(s)",
+                             "per-release L2 sensitivity as recorded in the run"),
                 parts=tuple({"name": f"round {rec.round}", "noise_multiplier": s.noise_multiplier,
                              "sensitivity_factor": rec.sensitivity_factor}
                             for rec, s in zip(records, specs))))

@@ -12,6 +12,7 @@ from typing import Any
 
 from reports.html import render_html
 from reports.io import write_json_atomic, write_text_atomic
+from reports.ledger import ledger_rows
 from reports.schema import SCHEMA_VERSION, validate_report
 
 
@@ -25,7 +26,8 @@ def assemble_report(
     notes: list[str],
     runtime_s: float,
 ) -> dict[str, Any]:
-    """The report dict (schema :data:`reports.schema.SCHEMA_VERSION`)."""
+    """The report dict (schema :data:`reports.schema.SCHEMA_VERSION`), with the
+    claimed-vs-empirical ``ledger`` of its findings (:func:`reports.ledger.ledger_rows`)."""
     report = {
         "schema_version": SCHEMA_VERSION,
         "kind": "fedaudit-audit",
@@ -38,6 +40,11 @@ def assemble_report(
         "notes": notes,
         "findings": findings,
     }
+    try:
+        report["ledger"] = ledger_rows(findings)
+    except (KeyError, TypeError, AttributeError):
+        validate_report(report)  # a malformed finding: the error names its key path
+        raise
     return validate_report(report)
 
 

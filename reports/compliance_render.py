@@ -4,7 +4,8 @@ that allows nothing else, every user string escaped by jinja2's autoescaping), M
 pull requests, and PDF (fpdf2, through :func:`reports.pdf.html_to_pdf` on a simpler HTML).
 Every rendering has the same sections in the same order as the JSON; the Frameworks section
 has one table per framework (clause | status | evidence), empty in a report written before
-frameworks existed.
+frameworks existed; the claimed-vs-empirical ledger is :mod:`reports.ledger_render`'s (the
+audit report's template, Markdown and view), empty likewise.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import base64
 import io
 import math
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from reports.ledger_render import EMPTY_TEXT, TITLE as LEDGER_TITLE, ledger_markdown, ledger_view
 from reports.markdown import md_escape
 
-SECTIONS = ("Verdict", "Policy rules", "Defenses", "Findings by severity",
+SECTIONS = ("Verdict", "Policy rules", "Defenses", LEDGER_TITLE, "Findings by severity",
             "NIST SP 800-226 questions", "Frameworks", "Reproducibility")
 
 
@@ -90,6 +93,7 @@ def compliance_view(report: dict, images: dict[str, dict] | None = None) -> dict
         "plot": None if plot is None else base64.b64encode(plot).decode("ascii"),
         "images": images or {},
         "frameworks": report.get("frameworks", []),
+        "ledger": ledger_view(report.get("ledger")), "ledger_title": LEDGER_TITLE, "ledger_empty": EMPTY_TEXT,
         "clause_evidence": clause_evidence,
         "framework_heading": framework_heading,
     }
@@ -110,6 +114,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertic
 .verdict { border: 2px solid #999; padding: 0.8em; } code { font-size: 0.9em; }
 .fw-SATISFIED { color: #1b7a3a; font-weight: bold; } .fw-NOT-SATISFIED { color: #b00020; font-weight: bold; }
 .fw-NOT-EVIDENCED { color: #8a6d00; font-weight: bold; } .fw-OUT-OF-SCOPE { color: #666; }
+.ledger-violation, .lint-error { color: #b00020; } .ledger-inconclusive, .lint-warning { color: #8a6d00; }
 img { max-width: 100%; border: 1px solid #ccc; }
 </style>
 </head>
@@ -139,6 +144,8 @@ img { max-width: 100%; border: 1px solid #ccc; }
 <table><tr><th>metric</th><th>mean</th><th>worst</th><th>trivial baseline</th><th>baseline</th></tr>
 {% for m in a.metrics %}<tr><td>{{ m.name }}</td><td>{{ fmt(m.mean) }}</td><td>{{ fmt(m.worst) }}</td><td>{{ fmt(m.baseline_mean) }}</td><td>{{ m.baseline or "—" }}</td></tr>{% endfor %}</table>{% endfor %}
 {% endfor %}
+{% if ledger %}{% include "ledger.html.j2" %}{% else %}<h2 id="ledger">{{ ledger_title }}</h2>
+<p>{{ ledger_empty }}</p>{% endif %}
 <h2 id="findings">Findings by severity</h2>
 <table><tr><th>severity</th><th>finding</th><th>defense</th><th>attack</th><th>threat model</th><th>verdict</th><th>run</th></tr>
 {% for f in r.findings %}<tr><td>{{ f.severity }}</td><td>{{ f.title }}<br><code>{{ f.id }}</code></td><td>{{ f.defense }}</td><td>{{ f.attack }}</td><td>{{ f.threat_model }}</td><td>{{ f.verdict or "—" }}</td><td><code>{{ f.run }}</code></td></tr>{% endfor %}</table>
@@ -169,8 +176,9 @@ img { max-width: 100%; border: 1px solid #ccc; }
 
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
+    templates = str(Path(__file__).resolve().parent / "templates")  # ledger.html.j2, which it includes
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
+                             lstrip_blocks=True, loader=jinja2.FileSystemLoader(templates))
     return env.from_string(_HTML)
 
 
@@ -207,6 +215,7 @@ def compliance_markdown(report: dict) -> str:
             out += [f"| {e(m['name'])} | {_fmt(m['mean'])} | {_fmt(m['worst'])} | {_fmt(m['baseline_mean'])} |"
                     for m in a["metrics"]]
             out.append("")
+    out += ledger_markdown(r.get("ledger")) or [f"## {LEDGER_TITLE}", "", EMPTY_TEXT, ""]
     out += ["## Findings by severity", "", "| severity | finding | defense | attack | verdict |", "|---|---|---|---|---|"]
     out += [f"| {f['severity']} | `{e(f['id'])}` | {e(f['defense'])} | {e(f['attack'])} | {f['verdict'] or '—'} |"
             for f in r["findings"]]
@@ -263,6 +272,7 @@ def _pdf_html(report: dict, images: dict[str, dict]) -> str:
             out += [f"<p>Attack <b>{h(a['attack'])}</b>, threat model {h(a['threat_model'])}</p>",
                     table(["metric", "mean", "worst", "trivial baseline"],
                           [[m["name"], m["mean"], m["worst"], m["baseline_mean"]] for m in a["metrics"]])]
+    out += _pdf_ledger(ledger_view(r.get("ledger")), table)
     out += ["<h2>Findings by severity</h2>",
             table(["severity", "finding", "defense", "attack", "verdict"],
                   [[f["severity"], f["id"], f["defense"], f["attack"], f["verdict"]] for f in r["findings"]])]
@@ -289,6 +299,26 @@ def _pdf_html(report: dict, images: dict[str, dict]) -> str:
             table(["artifact", "SHA-256", "bytes"],
                   [[a["path"], a["sha256"], a["bytes"]] for a in r["reproducibility"]["artifacts"]])]
     return "\n".join(out)
+
+
+def _pdf_ledger(view: dict | None, table) -> list[str]:
+    """The ledger section of :func:`_pdf_html`: the claims and their evidence, the claims'
+    details, the lint findings (``table`` escapes every cell)."""
+    from html import escape as h
+
+    out = [f"<h2>{h(LEDGER_TITLE)}</h2>"]
+    if view is None:
+        return out + [f"<p>{h(EMPTY_TEXT)}</p>"]
+    rows = view["rows"]
+    out += [f"<p>{h(view['explanation'])}</p>",
+            table(["run", "finding", "claim", "ε", "δ", "ε_emp", "power ceiling", "trials", "verdict", "lint"],
+                  [[x["run"], x["finding"], x["label"], x["epsilon"], x["delta"], x["epsilon_emp"],
+                    x["power_ceiling"], x["trials"], x["verdict"], x["lint"]] for x in rows]),
+            table(["finding", "claim", "unit", "adjacency", "accountant", "trust model", "estimator", "assumptions"],
+                  [[x["finding"], x["label"], x["unit"], x["adjacency"], x["accountant"], x["trust_model"],
+                    x["estimator"], x["assumptions"]] for x in rows])]
+    return out + [f"<p><b>{h(x['severity'])}</b> {h(x['id'])} ({h(x['run'] + ' · ' if x['run'] else '')}"
+                  f"{h(x['where'])}): {h(x['message'])} Fix: {h(x['fix'])}</p>" for x in view["lint"]]
 
 
 def compliance_pdf(report: dict, images: dict[str, dict] | None, path) -> None:

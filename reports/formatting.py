@@ -1,5 +1,5 @@
 """Display formatting shared by the report writers (HTML, Markdown and the modules that
-render one part of a report): numbers to significant digits, Markdown escaping."""
+render one part of a report): numbers to significant digits, Markdown escaping and tables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 import re
 
 NA = "n/a"
+#: the label of a primary claim that has none (the "Claims for this run" table, the ledger)
+PRIMARY_LABEL = "claim"
 _SPECIAL = re.compile(r"([\\`*\[\]<>|~])")
 _EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
@@ -57,3 +59,13 @@ def md_escape(text: object) -> str:
     s = _SPECIAL.sub(r"\\\1", s)
     s = _EDGE_UNDERSCORE.sub(r"\\_", s)
     return "\\" + s if s.startswith("#") else s
+
+
+def md_table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    """A GitHub-flavoured Markdown table, then a blank line: ``header`` and ``rows`` are cells
+    already escaped (:func:`md_escape`); columns in ``right`` are right-aligned; an empty cell
+    is written as a space so that the row keeps its width."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(cell if cell else " " for cell in row) + " |" for row in rows]
+    return lines + [""]

@@ -14,7 +14,8 @@ from typing import Any
 
 import jinja2
 
-from reports.formatting import NA, format_number
+from reports.formatting import NA, PRIMARY_LABEL, format_number
+from reports.ledger_render import ledger_view, report_ledger
 from reports.schema import SCHEMA_VERSION, validate_report
 
 NO_DP_CLAIM = "no DP claim"
@@ -23,9 +24,8 @@ HEADLINE_METRIC = "psnr"
 PARTS_DIGITS = 4
 #: a per-layer budget table with more rows than this is folded into a <details> element
 PARTS_COLLAPSE_ABOVE = 8
-#: title of the table listing a claim and its alternatives; label of the primary claim
+#: title of the table listing a claim and its alternatives (PRIMARY_LABEL: the primary's label)
 CLAIMS_TITLE = "Claims for this run"
-PRIMARY_LABEL = "claim"
 _LAYER_KEYS = ("epsilon", "noise_multiplier", "clip_norm", "share")
 _PART_LABELS = {"noise_multiplier": "noise multiplier", "sensitivity_factor": "sensitivity factor",
                 "clip_norm": "clip norm", "epsilon": "\u03b5"}
@@ -356,6 +356,7 @@ def report_view(report: dict) -> dict:
         },
         "notes": report["notes"],
         "findings": findings,
+        "ledger": ledger_view(report_ledger(report)),  # older reports: from the findings
         # the page's styles for "Claims for this run" tables, only where there is one
         "has_alternatives": any(f["claim"]["alternatives"] for f in findings),
         "schema_version": SCHEMA_VERSION,
@@ -379,7 +380,7 @@ def render_html(report: dict) -> str:
 
     The page has a summary table (one row per finding: defense, claimed ε, attack, and
     the headline metric — PSNR if present, else the first metric — against its
-    baseline), the run's command, seed and environment, report-wide notes, and one
+    baseline), the claimed-vs-empirical ledger, command, seed, environment, notes, and one
     section per finding with the defense, privacy claim, threat model, attack, setting,
     a results table with the advantage over the baseline, metric notes and the image
     grid as an inline PNG.

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-from reports.formatting import md_escape
+from reports.formatting import md_escape, md_table
 from reports.html import NA, NO_DP_CLAIM, report_view
+from reports.ledger_render import ledger_markdown, report_ledger
 
 
 
@@ -23,17 +24,10 @@ def md_code(text: object) -> str:
     return f"{fence}{s}{fence}"
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(cell if cell else " " for cell in row) + " |" for row in rows]
-    return lines + [""]
-
-
 def _params(params: list[tuple[str, str]]) -> list[str]:
     if not params:
         return ["No parameters.", ""]
-    return _table(["Parameter", "Value"], [[md_escape(k), md_escape(v)] for k, v in params])
+    return md_table(["Parameter", "Value"], [[md_escape(k), md_escape(v)] for k, v in params])
 
 
 def _claims(alts: dict) -> list[str]:
@@ -50,7 +44,7 @@ def _claims(alts: dict) -> list[str]:
         rows.append(row)
     if alts["show_verdicts"]:
         header.append("ε_emp verdict")
-    out = [f"**{e(alts['title'])}**", ""] + _table(header, rows, right={1, 2})
+    out = [f"**{e(alts['title'])}**", ""] + md_table(header, rows, right={1, 2})
     if alts["verdict_text"]:
         # "ε_emp" cannot start emphasis (the underscore is inside a word): left unescaped
         out += [e(alts["verdict_text"]).replace("\u03b5\\_emp", "\u03b5_emp"), ""]
@@ -76,42 +70,42 @@ def _finding(f: dict) -> list[str]:
     out += ["### Privacy claim", ""]
     if claim["has_dp"]:
         out += [f"**Differential privacy claim: {e(claim['short'])}**", ""]
-        out += _table(["Claim", "Value"], [[e(k), e(v)] for k, v in claim["rows"]])
+        out += md_table(["Claim", "Value"], [[e(k), e(v)] for k, v in claim["rows"]])
     else:
         out += [f"**{NO_DP_CLAIM}**", ""]
     parts = claim["parts"]
     if parts:
         out += [f"{e(parts['title'])}: {e(parts['summary'])}", ""]
         if parts["kind"] == "layers":
-            out += _table(["Layer", "Share", "Noise multiplier z_l", "Clip C_l",
-                           "σ_l = z_l·C_l", "ε_l"],
-                          [[e(r["name"]), r["share"], r["noise_multiplier"], r["clip_norm"],
-                            r["sigma"], r["epsilon"]] for r in parts["rows"]],
-                          right={1, 2, 3, 4, 5})
+            out += md_table(["Layer", "Share", "Noise multiplier z_l", "Clip C_l",
+                             "σ_l = z_l·C_l", "ε_l"],
+                            [[e(r["name"]), r["share"], r["noise_multiplier"], r["clip_norm"],
+                              r["sigma"], r["epsilon"]] for r in parts["rows"]],
+                            right={1, 2, 3, 4, 5})
         else:
-            out += _table([e(parts["name_header"])] + [e(h) for h in parts["headers"]],
-                          [[e(r["name"])] + [e(c) for c in r["cells"]] for r in parts["rows"]],
-                          right=set(range(1, len(parts["headers"]) + 1)))
+            out += md_table([e(parts["name_header"])] + [e(h) for h in parts["headers"]],
+                            [[e(r["name"])] + [e(c) for c in r["cells"]] for r in parts["rows"]],
+                            right=set(range(1, len(parts["headers"]) + 1)))
     out += [e(claim["statement"]), ""]
     if claim["alternatives"]:
         out += _claims(claim["alternatives"])
     t = f["threat"]
     knows = "; ".join(e(k) for k in t["knows"]) or "nothing beyond what it observes"
     out += [f"### Threat model: {e(t['name'])}", ""]
-    out += _table(["Field", "Value"], [["Adversary", e(t["adversary"])],
-                                       ["Observes", e(t["observes"])], ["Knows", knows]])
+    out += md_table(["Field", "Value"], [["Adversary", e(t["adversary"])],
+                                         ["Observes", e(t["observes"])], ["Knows", knows]])
     out += [e(t["description"]), ""]
     out += [f"### Attack: {e(f['attack'])} ({e(f['attack_family'])})", ""]
     out += _params(f["attack_params"])
     out += ["### Setting", ""]
-    out += _table(["Setting", "Value"], [[e(k), e(v)] for k, v in f["setting_rows"]])
+    out += md_table(["Setting", "Value"], [[e(k), e(v)] for k, v in f["setting_rows"]])
     out += ["### Results", ""]
     if f["metrics"]:
         rows = [[e(m["name"]), e(m["unit"]), m["mean"], m["worst"], m["baseline_mean"],
                  m["baseline_worst"], f"{m['advantage']} ({m['arrow']} {m['direction']})"]
                 for m in f["metrics"]]
-        out += _table(["Metric", "Unit", "Mean", "Worst case", "Baseline mean",
-                       "Baseline worst", "Advantage"], rows, right={2, 3, 4, 5, 6})
+        out += md_table(["Metric", "Unit", "Mean", "Worst case", "Baseline mean",
+                         "Baseline worst", "Advantage"], rows, right={2, 3, 4, 5, 6})
         if f["baselines"]:
             out += ["Baselines:", ""] + [f"- {e(n)}: {e(d)}" for n, d in f["baselines"]] + [""]
         if f["notes"]:
@@ -120,8 +114,8 @@ def _finding(f: dict) -> list[str]:
         out += ["No metrics.", ""]
     if f["text_samples"]:
         out += ["Recovered text beside the truth (the first targets):", ""]
-        out += _table(["Truth", "Recovered"],
-                      [[e(t), e(r) or "(nothing)"] for t, r in f["text_samples"]])
+        out += md_table(["Truth", "Recovered"],
+                        [[e(t), e(r) or "(nothing)"] for t, r in f["text_samples"]])
     if f["image"]:
         out += [f"Images: (image grid in report.html). Caption: {e(f['image']['caption'])}", ""]
     from reports.exposure_render import exposure_markdown  # it builds on md_escape
@@ -132,7 +126,8 @@ def _finding(f: dict) -> list[str]:
 def render_markdown(report: dict) -> str:
     """Render an audit report as Markdown.
 
-    Same content and order as :func:`~reports.html.render_html`: summary table, run
+    Same content and order as :func:`~reports.html.render_html`: summary table, the
+    claimed-vs-empirical ledger (when a finding has an empirical-epsilon verdict), run
     metadata, environment, notes, then one section per finding with its results table.
     Image grids are not embedded; the text points to ``report.html`` instead.
 
@@ -149,8 +144,8 @@ def render_markdown(report: dict) -> str:
     e = md_escape
     out = [f"# {e(v['title'])}", ""]
     command = md_code(v["command"]).replace("|", "\\|")  # GFM splits cells even in code
-    out += _table(["Field", "Value"], [["Created (UTC)", e(v["created"])], ["Command", command],
-                                       ["Seed", str(v["seed"])], ["Runtime", v["runtime"]]])
+    out += md_table(["Field", "Value"], [["Created (UTC)", e(v["created"])], ["Command", command],
+                                         ["Seed", str(v["seed"])], ["Runtime", v["runtime"]]])
     out += ["## Summary", ""]
     if v["findings"]:
         rows = []
@@ -164,19 +159,20 @@ def render_markdown(report: dict) -> str:
                 h["mean"], h["baseline_mean"], h["advantage_text"]]
             rows.append([e(f["id"]), e(f["defense"]), e(claim) if f["claim"]["has_dp"] else claim,
                          e(f["attack"])] + metric)
-        out += _table(["Finding", "Defense", "Claim", "Attack", "Headline metric", "Mean",
-                       "Baseline mean", "Advantage"], rows, right={5, 6, 7})
+        out += md_table(["Finding", "Defense", "Claim", "Attack", "Headline metric", "Mean",
+                         "Baseline mean", "Advantage"], rows, right={5, 6, 7})
         out += ["Advantage = attack mean − baseline mean; the direction says which sign "
                 "means more leakage.", ""]
     else:
         out += ["This report has no findings.", ""]
+    out += ledger_markdown(report_ledger(report))
     env = v["env"]
     out += ["## Environment", ""]
-    out += _table(["Field", "Value"],
-                  [["Device", e(env["device"])], ["Threads", str(env["threads"])],
-                   ["fedaudit", e(env["fedaudit"])], ["Python", e(env["python"])],
-                   ["Platform", e(env["platform"])]]
-                  + [[e(n), e(ver)] for n, ver in env["packages"]])
+    out += md_table(["Field", "Value"],
+                    [["Device", e(env["device"])], ["Threads", str(env["threads"])],
+                     ["fedaudit", e(env["fedaudit"])], ["Python", e(env["python"])],
+                     ["Platform", e(env["platform"])]]
+                    + [[e(n), e(ver)] for n, ver in env["packages"]])
     if v["notes"]:
         out += ["## Notes", ""] + [f"- {e(n)}" for n in v["notes"]] + [""]
     for f in v["findings"]:

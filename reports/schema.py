@@ -9,7 +9,10 @@ offending key path, e.g. ``findings[0].claim.epsilon``. Unknown extra keys are a
 (other claims for the same run, each checked as a claim) and
 ``findings[i].privacy_audit.alternatives`` (the empirical epsilon's verdict against each
 alternative claim) and ``findings[i].exposure`` (who is exposed to a membership attack,
-:mod:`reports.exposure_schema`) are checked when present and not null.
+:mod:`reports.exposure_schema`) are checked when present and not null, as are the keys of
+the claimed-vs-empirical ledger (:mod:`reports.ledger_schema`): ``claim.unit_level`` /
+``adjacency`` / ``assumptions``, ``privacy_audit.lint``, the evidence keys of
+``privacy_audit.alternatives`` entries and the top-level ``ledger``.
 :func:`strip_volatile` drops the keys that differ between otherwise identical runs.
 """
 
@@ -110,6 +113,9 @@ def _check_claim(claim: Any, path: str) -> None:
             raise _fail(apath, "a list of claim objects", alternatives)
         for i, alternative in enumerate(alternatives):
             _check_claim(alternative, f"{apath}[{i}]")
+    from reports.ledger_schema import check_claim_extras  # it builds on schema_checks
+
+    check_claim_extras(claim, path)  # optional: unit_level, adjacency, assumptions
 
 
 def _check_claim_parts(parts: Any, path: str) -> None:
@@ -208,6 +214,10 @@ def _check_privacy_audit(audit: Any, path: str) -> None:
     _opt_str(audit.get("reason"), _join(path, "reason"))
     # optional: the largest epsilon the audit could have certified (None: an estimate)
     _float(audit.get("power_ceiling"), _join(path, "power_ceiling"), nullable=True, low=0)
+    from reports.ledger_schema import check_alternative_extras, check_lint  # builds on schema_checks
+
+    if audit.get("lint") is not None:  # optional: the accounting lint's findings
+        check_lint(audit["lint"], _join(path, "lint"))
     alternatives = audit.get("alternatives")
     if alternatives is None:  # optional: absent in older reports
         return
@@ -225,6 +235,7 @@ def _check_privacy_audit(audit: Any, path: str) -> None:
         _options(get("trust_model"), _join(ipath, "trust_model"), _TRUST_MODELS)
         _options(get("verdict"), _join(ipath, "verdict"), _ALT_VERDICTS)
         _str(get("reason"), _join(ipath, "reason"))
+        check_alternative_extras(alt, ipath)  # optional: the evidence it was judged on
 
 
 def validate_report(report: dict) -> dict:
@@ -268,6 +279,10 @@ def validate_report(report: dict) -> dict:
         if finding["id"] in seen:
             raise _fail(f"findings[{i}].id", "unique among the findings", finding["id"])
         seen.add(finding["id"])
+    if report.get("ledger") is not None:  # optional: absent in older reports
+        from reports.ledger_schema import check_ledger  # it builds on schema_checks
+
+        check_ledger(report["ledger"])
     return report
 
 

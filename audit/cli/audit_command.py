@@ -63,7 +63,7 @@ _CONFIG_OPTIONS = {
 @click.option("--threads", type=str, default="1", show_default=True, help="torch CPU threads.")
 @click.option("--lpips/--no-lpips", default=True, show_default=True, help="Compute LPIPS if weights are cached.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
-@click.option("--estimator", default=None, help="Also estimate empirical epsilon: cp | one-run | one-shot.")
+@click.option("--estimator", default=None, help="Also estimate empirical epsilon: cp | one-run | fdp-one-run | gaussian-aggregate | one-shot | one-run-input.")
 @click.option("--estimator-param", multiple=True, metavar="K=V", help="Estimator parameter (trials, canaries, dim).")
 @click.option("--shadow-models", type=str, default=None, help="Membership: shadow/reference models (lira, rmia).")
 @click.option("--num-candidates", type=str, default=None, help="Membership: candidate examples (default 40% of the data, at most 2000).")
@@ -120,7 +120,8 @@ def audit(ctx: click.Context, config_file: str | None, **opts: Any) -> None:
         estimator = opts["estimator"]
         estimator_params = parse_pairs(opts["estimator_param"], "--estimator-param")
         if estimator is not None:
-            from audit.privacy.auditing.defense_audit import ESTIMATOR_CHOICES, NOT_A_PROOF
+            from audit.privacy.auditing.defense_audit import ESTIMATOR_CHOICES
+            from audit.privacy.auditing.verdicts import NOT_A_PROOF
 
             if estimator not in ESTIMATOR_CHOICES:
                 raise InvalidParameterError(

@@ -19,6 +19,7 @@ from audit.cli.check_command import check_cmd
 from audit.cli.common import _fail
 from audit.cli.demo_command import demo
 from audit.cli.epsilon_command import epsilon
+from audit.cli.ledger_command import ledger_cmd
 from audit.cli.list_command import list_cmd
 from audit.cli.mia_command import mia_cmd
 from audit.cli.opacus_command import opacus_cmd
@@ -38,6 +39,7 @@ for _command in (list_cmd, audit, demo, epsilon, opacus_cmd, sweep_cmd, report_c
     cli.add_command(_command)
 cli.add_command(mia_cmd)
 cli.add_command(record_cmd)
+cli.add_command(ledger_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

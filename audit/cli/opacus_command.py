@@ -72,7 +72,7 @@ def opacus_cmd(run_spec, dataset, model, model_param, noise_multiplier, max_grad
         findings = audit_opacus(run, tuple(estimators), seed=_int("seed", seed),
                                 canaries=None if canaries is None else _int("canaries", canaries),
                                 trials=_int("trials", trials), input_canaries=_int("input_canaries", input_canaries))
-        from audit.privacy.auditing.defense_audit import NOT_A_PROOF
+        from audit.privacy.auditing.verdicts import NOT_A_PROOF
 
         report = opacus_findings_report(
             findings, out, command=_command_of(click.get_current_context(), "opacus"), seed=_int("seed", seed),
@@ -80,6 +80,10 @@ def opacus_cmd(run_spec, dataset, model, model_param, noise_multiplier, max_grad
         for f in report["findings"]:
             pa = f.get("privacy_audit") or {}
             click.echo(f"{f['id']}: {pa.get('verdict')} ({pa.get('reason')})")
+        lint = [x for x in (report["findings"][0].get("privacy_audit") or {}).get("lint") or []
+                if x["severity"] != "info"] if report["findings"] else []
+        for x in lint:  # the run's accounting lint (every finding shares it)
+            click.echo(f"accounting lint [{x['severity']}] {x['id']}: {x['message']}")
         click.echo(f"wrote {Path(out) / 'report.json'} and {Path(out) / 'report.html'}")
     except InvalidParameterError as exc:
         _fail(str(exc))

@@ -27,6 +27,10 @@ reading order:
 7. **reproducibility**: each run's command, seed, package versions, device, git revision,
    and the SHA-256 of every artifact in the run directories.
 
+After the defenses, ``ledger``: the claimed-vs-empirical ledger of every run
+(:func:`reports.ledger.ledger_rows`, each row naming its run directory: claim, evidence,
+verdict and the run's accounting lint, side by side).
+
 The JSON form (``kind: "compliance-report"``) is the source of truth; its JSON Schema is
 published at ``reports/schemas/compliance-report-<version>.schema.json`` and every report is
 validated against it (:func:`reports.compliance_schema.validate_compliance`) before it is written.
@@ -48,6 +52,7 @@ from audit.compliance.rules import evaluate
 from audit.core.errors import InvalidParameterError
 from reports.compliance_schema import KIND, SCHEMA_VERSION, validate_compliance
 from reports.io import load_report
+from reports.ledger import ledger_rows
 
 SEVERITIES = ("critical", "high", "medium", "info")
 
@@ -222,6 +227,7 @@ def build_compliance(runs: Sequence[dict], *, policy, policy_source: str, comman
         "verdict": {"status": status, "summary": _verdict(status, rule_dicts, defenses)},
         "policy": {"source": policy_source, "rules": rule_dicts},
         "defenses": defenses,
+        "ledger": [row for run in runs for row in ledger_rows(run["report"]["findings"], run=run["dir"])],
         "findings": findings,
         "nist_sp_800_226": _nist(defenses, runs),
         "frameworks": evaluate_frameworks(frameworks, results, reports),

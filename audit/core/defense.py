@@ -137,6 +137,15 @@ class Defense(ABC):
     def claim(self, schedule: FederationSchedule) -> PrivacyClaim:
         """The privacy claim for a run with ``schedule``."""
 
+    def accounting_facts(self, schedule: FederationSchedule) -> dict[str, Any]:
+        """What this defense's accounting assumes and what its mechanism does, for the
+        accounting lint: keyword arguments of :class:`audit.privacy.lint.RunFacts` (e.g.
+        ``sampling_assumed``, ``steps_accounted``, ``unit_released``, ``operations``); an
+        unknown key is an error naming it. Default: nothing beyond the claim
+        (:mod:`audit.privacy.auditing.defense_lint` reads its delta, unit level and
+        adjacency, and the run's rounds and population)."""
+        return {}
+
 
 class KeyedDefense(Defense):
     """A defense built from the keyword arguments of its constructor, all listed in ``keys``

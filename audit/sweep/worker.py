@@ -60,7 +60,7 @@ def run_one(run: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, An
                                       estimator=estimator, estimator_params=dict(est_params),
                                       training_backend=backend)
         if estimator:
-            from audit.privacy.auditing.defense_audit import NOT_A_PROOF
+            from audit.privacy.auditing.verdicts import NOT_A_PROOF
 
             notes.append(NOT_A_PROOF)
         used = torch.get_num_threads()

@@ -41,7 +41,8 @@ def audit(tmp_path, capsys, defense, params, estimator, extra=()):
 
 
 @pytest.mark.parametrize("mode", ["local", "central"])
-@pytest.mark.parametrize("estimator, extra", [("cp", ["--estimator-param", "trials=4000"]), ("one-run", []), ("one-shot", [])])
+@pytest.mark.parametrize("estimator, extra", [("cp", ["--estimator-param", "trials=4000"]), ("one-run", []), ("one-shot", []),
+                                              ("fdp-one-run", []), ("gaussian-aggregate", [])])
 def test_correct_dp_fedavg_passes(tmp_path, capsys, mode, estimator, extra):
     report, f = audit(tmp_path, capsys, "dp-fedavg", ["noise_multiplier=2", f"mode={mode}"], estimator, extra)
     pa = f["privacy_audit"]
@@ -51,7 +52,8 @@ def test_correct_dp_fedavg_passes(tmp_path, capsys, mode, estimator, extra):
     assert "epsilon_emp" in (tmp_path / "report.html").read_text()
 
 
-@pytest.mark.parametrize("estimator, extra", [("cp", ["--estimator-param", "trials=4000"]), ("one-run", [])])
+@pytest.mark.parametrize("estimator, extra", [("cp", ["--estimator-param", "trials=4000"]), ("one-run", []),
+                                              ("fdp-one-run", []), ("gaussian-aggregate", [])])
 def test_planted_bug_is_a_violation(tmp_path, capsys, buggy_defense, estimator, extra):
     _, f = audit(tmp_path, capsys, "dp-fedavg-bug", ["noise_multiplier=2", "clip_norm=5"], estimator, extra)
     assert f["privacy_audit"]["verdict"] == "VIOLATION", f["privacy_audit"]

@@ -22,6 +22,7 @@ from audit.cli.main import main
 from audit.core.errors import InvalidParameterError
 from reports.audit_schema import AUDIT_SCHEMA_PATH, validate_audit_json_schema
 from reports.io import load_report
+from reports.ledger import ledger_rows
 from reports.schema import SCHEMA_VERSION, validate_report
 
 
@@ -82,11 +83,14 @@ def _in_memory_claim() -> dict:
     aggregate = PrivacyClaim(
         has_dp=True, statement="As run: (45.1, 1e-05)-DP per client.", epsilon=45.1, delta=1e-5,
         unit="client", trust_model=TrustModel.CENTRAL, compositions=3, accountant="pld",
-        mechanism="gaussian", parts=ROUNDS, label="as run, aggregate")
+        mechanism="gaussian", parts=ROUNDS, label="as run, aggregate", unit_level="client",
+        adjacency="replace-one", assumptions=("3 rounds composed",))
     return PrivacyClaim(
         has_dp=True, statement="(3.2, 1e-05)-DP per example.", epsilon=3.2, delta=1e-5,
         unit="example", trust_model=TrustModel.LOCAL, compositions=50, accountant="rdp",
-        mechanism="gaussian", label="official accounting", alternatives=(aggregate,)).to_dict()
+        mechanism="gaussian", label="official accounting", alternatives=(aggregate,),
+        unit_level="record", adjacency="add-remove",
+        assumptions=("Poisson sampling at q = 0.01", "50 steps composed")).to_dict()
 
 
 def _privacy_audit(alternatives=True) -> dict:
@@ -100,6 +104,13 @@ def _privacy_audit(alternatives=True) -> dict:
             {"label": "as run, each update", "epsilon_claim": 0, "delta": None, "unit": None,
              "trust_model": "local", "verdict": "VIOLATION", "reason": "lower bound 1.0"}]
     return audit
+
+
+LINT = [{"id": "sampling", "severity": "error", "message": "Poisson assumed, shuffling run",
+         "fix": "sample with Poisson"},
+        {"id": "secure-rng", "severity": "info", "message": "skipped: unknown", "fix": "state it"}]
+ALT_EVIDENCE = {"estimator": "clopper-pearson", "epsilon_emp": 1.0, "power_ceiling": 6.1,
+                "trials": 400}
 
 
 def _set(*path_and_value):
@@ -145,6 +156,23 @@ VALID_VARIANTS = {
     "privacy_audit, no alternatives, null verdict": lambda r: r["findings"][0].__setitem__(
         "privacy_audit", {**_privacy_audit(False), "verdict": None, "reason": None}),
     "privacy_audit empty": lambda r: r["findings"][0].__setitem__("privacy_audit", {}),
+    "privacy_audit with lint and alternatives' evidence": lambda r: r["findings"][0].__setitem__(
+        "privacy_audit", {**_privacy_audit(), "lint": LINT, "alternatives": [
+            {**_privacy_audit()["alternatives"][0], **ALT_EVIDENCE},
+            {**_privacy_audit()["alternatives"][1], "estimator": None, "power_ceiling": None}]}),
+    "privacy_audit empty lint, null lint": lambda r: (
+        r["findings"][0].__setitem__("privacy_audit", {**_privacy_audit(), "lint": []}),
+        r["findings"][1].__setitem__("privacy_audit", {"lint": None})),
+    "claim unit_level, adjacency, assumptions null or empty": lambda r: (
+        _claim(r).update(unit_level=None, adjacency=None, assumptions=None),
+        r["findings"][1]["claim"].update(unit_level="client", adjacency="replace-one", assumptions=[])),
+    "ledger of the rich report": lambda r: r.update(_rich_report()),
+    "ledger empty": lambda r: r.__setitem__("ledger", []),
+    "ledger null": lambda r: r.__setitem__("ledger", None),
+    "ledger row of another run, estimate, extra keys": lambda r: r.__setitem__("ledger", [
+        {**_rich_report()["ledger"][0], "run": "runs/a", "extra": 1, "evidence": {
+            "estimator": "gdp-fit", "nature": "estimate", "epsilon_emp": 2.5, "interval": None,
+            "confidence": None, "power_ceiling": None, "trials": 0}}]),
     "privacy_audit null": lambda r: r["findings"][0].__setitem__("privacy_audit", None),
     "text_samples": lambda r: r["findings"][1].__setitem__(
         "text_samples", [{"truth": "Ship 29141", "recovered": ""}]),
@@ -240,12 +268,13 @@ def _has_layer_parts(r):
 #: what each audit must exercise, so that the schema is checked on that optional part
 EXERCISES = {
     "image-estimator": lambda r: r["findings"][0]["images"]["png_base64"]
-    and any(f.get("privacy_audit") for f in r["findings"]),
+    and any(f.get("privacy_audit") for f in r["findings"]) and r["ledger"],
     "membership": lambda r: "membership" in r["findings"][0] and r["findings"][0]["images"],
     "dr-encoder-text": lambda r: r["findings"][0]["text_samples"],
     "fedqsn-extraction": lambda r: r["findings"][0]["claim"]["has_dp"] is False,
     "deer-alternatives": lambda r: r["findings"][0]["claim"]["alternatives"][0]["parts"]
-    and r["findings"][1]["privacy_audit"]["alternatives"],
+    and r["findings"][1]["privacy_audit"]["alternatives"]
+    and len(r["ledger"]) > len([f for f in r["findings"] if f.get("privacy_audit")]),
     "layerwise-parts": _has_layer_parts,
 }
 
@@ -290,8 +319,11 @@ def _rich_report() -> dict:
     r = make_report()
     r["findings"][0]["claim"] = json.loads(json.dumps(_in_memory_claim()))
     r["findings"][0]["claim"]["parts"] = [_layer("fc1", 0.5), _layer("fc2", 0.5)]
-    r["findings"][0]["privacy_audit"] = _privacy_audit()
+    r["findings"][0]["privacy_audit"] = {**_privacy_audit(), "lint": copy.deepcopy(LINT)}
+    r["findings"][0]["privacy_audit"]["alternatives"][0].update(ALT_EVIDENCE)
     r["findings"][1]["text_samples"] = [{"truth": "a", "recovered": "b"}]
+    # after the JSON round trip: ledger_rows' rows of one finding share their lint objects
+    r["ledger"] = json.loads(json.dumps(ledger_rows(r["findings"])))
     return r
 
 
@@ -299,6 +331,8 @@ F0, F1 = ("findings", 0), ("findings", 1)
 CLAIM = (*F0, "claim")
 ALT = (*CLAIM, "alternatives", 0)
 PA_ALT = (*F0, "privacy_audit", "alternatives", 0)
+LINT0 = (*F0, "privacy_audit", "lint", 0)
+ROW = ("ledger", 1)
 IMG = (*F0, "images")
 
 #: (id, mutation, the JSON path the published validator must name)
@@ -325,6 +359,12 @@ CORRUPTIONS = [
      "findings[0].privacy_audit.alternatives[0]"),
     ("missing text sample truth", _delete(*F1, "text_samples", 0, "truth"), "findings[1].text_samples[0]"),
     ("missing png_base64", _delete(*IMG, "png_base64"), "findings[0].images"),
+    ("missing lint fix", _delete(*LINT0, "fix"), "findings[0].privacy_audit.lint[0]"),
+    ("missing ledger row verdict", _delete(*ROW, "verdict"), "ledger[1]"),
+    ("missing ledger row run", _delete(*ROW, "run"), "ledger[1]"),
+    ("missing ledger claim assumptions", _delete(*ROW, "claim", "assumptions"), "ledger[1].claim"),
+    ("missing ledger evidence interval", _delete(*ROW, "evidence", "interval"), "ledger[1].evidence"),
+    ("missing lint_summary info", _delete(*ROW, "lint_summary", "info"), "ledger[1].lint_summary"),
     # wrong types
     ("title int", _set("title", 1), "title"),
     ("seed str", _set("seed", "0"), "seed"),
@@ -375,6 +415,53 @@ CORRUPTIONS = [
     ("alternative verdict label null", _set(*PA_ALT, "label", None),
      "findings[0].privacy_audit.alternatives[0].label"),
     ("finding runtime_s str", _set(*F0, "runtime_s", "1"), "findings[0].runtime_s"),
+    ("assumptions str", _set(*CLAIM, "assumptions", "Poisson"), "findings[0].claim.assumptions"),
+    ("assumption int", _set(*CLAIM, "assumptions", 1, 2), "findings[0].claim.assumptions[1]"),
+    ("alternative claim assumptions object", _set(*ALT, "assumptions", {}),
+     "findings[0].claim.alternatives[0].assumptions"),
+    ("lint object", _set(*F0, "privacy_audit", "lint", {}), "findings[0].privacy_audit.lint"),
+    ("lint item str", _set(*F0, "privacy_audit", "lint", 1, "x"), "findings[0].privacy_audit.lint[1]"),
+    ("lint message null", _set(*LINT0, "message", None), "findings[0].privacy_audit.lint[0].message"),
+    ("lint id int", _set(*LINT0, "id", 3), "findings[0].privacy_audit.lint[0].id"),
+    ("alternative estimator int", _set(*PA_ALT, "estimator", 1),
+     "findings[0].privacy_audit.alternatives[0].estimator"),
+    ("alternative epsilon_emp null", _set(*PA_ALT, "epsilon_emp", None),
+     "findings[0].privacy_audit.alternatives[0].epsilon_emp"),
+    ("alternative power_ceiling str", _set(*PA_ALT, "power_ceiling", "6"),
+     "findings[0].privacy_audit.alternatives[0].power_ceiling"),
+    ("alternative trials float", _set(*PA_ALT, "trials", 4.5),
+     "findings[0].privacy_audit.alternatives[0].trials"),
+    ("ledger object", _set("ledger", {}), "ledger"),
+    ("ledger row str", _set("ledger", 0, "row"), "ledger[0]"),
+    ("ledger run int", _set(*ROW, "run", 1), "ledger[1].run"),
+    ("ledger finding null", _set(*ROW, "finding", None), "ledger[1].finding"),
+    ("ledger defense int", _set(*ROW, "defense", 2), "ledger[1].defense"),
+    ("ledger claim list", _set(*ROW, "claim", []), "ledger[1].claim"),
+    ("ledger claim label int", _set(*ROW, "claim", "label", 1), "ledger[1].claim.label"),
+    ("ledger claim epsilon str", _set(*ROW, "claim", "epsilon", "3"), "ledger[1].claim.epsilon"),
+    ("ledger claim accountant int", _set(*ROW, "claim", "accountant", 1), "ledger[1].claim.accountant"),
+    ("ledger claim assumptions str", _set(*ROW, "claim", "assumptions", "x"), "ledger[1].claim.assumptions"),
+    ("ledger claim assumption null", _set(*ROW, "claim", "assumptions", 0, None),
+     "ledger[1].claim.assumptions[0]"),
+    ("ledger evidence null", _set(*ROW, "evidence", None), "ledger[1].evidence"),
+    ("ledger estimator int", _set(*ROW, "evidence", "estimator", 1), "ledger[1].evidence.estimator"),
+    ("ledger epsilon_emp str", _set(*ROW, "evidence", "epsilon_emp", "1"), "ledger[1].evidence.epsilon_emp"),
+    ("ledger interval str", _set(*ROW, "evidence", "interval", "[1, inf)"), "ledger[1].evidence.interval"),
+    ("ledger interval one end", _set(*ROW, "evidence", "interval", [1.0]), "ledger[1].evidence.interval"),
+    ("ledger interval three ends", _set(*ROW, "evidence", "interval", [1.0, None, None]),
+     "ledger[1].evidence.interval"),
+    ("ledger interval low null", _set(*ROW, "evidence", "interval", [None, None]),
+     "ledger[1].evidence.interval[0]"),
+    ("ledger interval high str", _set(*ROW, "evidence", "interval", [1.0, "inf"]),
+     "ledger[1].evidence.interval[1]"),
+    ("ledger power_ceiling str", _set(*ROW, "evidence", "power_ceiling", "6"),
+     "ledger[1].evidence.power_ceiling"),
+    ("ledger trials float", _set(*ROW, "evidence", "trials", 1.5), "ledger[1].evidence.trials"),
+    ("ledger reason int", _set(*ROW, "reason", 1), "ledger[1].reason"),
+    ("ledger lint object", _set(*ROW, "lint", {}), "ledger[1].lint"),
+    ("ledger lint fix null", _set(*ROW, "lint", 0, "fix", None), "ledger[1].lint[0].fix"),
+    ("ledger lint_summary list", _set(*ROW, "lint_summary", []), "ledger[1].lint_summary"),
+    ("ledger lint_summary float", _set(*ROW, "lint_summary", "error", 1.5), "ledger[1].lint_summary.error"),
     # bad enumerations and constants
     ("kind other", _set("kind", "other"), "kind"),
     ("direction up", _set(*F0, "metrics", 0, "direction", "up"), "findings[0].metrics[0].direction"),
@@ -384,6 +471,18 @@ CORRUPTIONS = [
      "findings[0].privacy_audit.alternatives[0].trust_model"),
     ("alternative verdict FAIL", _set(*PA_ALT, "verdict", "FAIL"),
      "findings[0].privacy_audit.alternatives[0].verdict"),
+    ("unit_level example", _set(*CLAIM, "unit_level", "example"), "findings[0].claim.unit_level"),
+    ("adjacency swap", _set(*CLAIM, "adjacency", "swap"), "findings[0].claim.adjacency"),
+    ("alternative claim adjacency int", _set(*ALT, "adjacency", 1), "findings[0].claim.alternatives[0].adjacency"),
+    ("lint severity fatal", _set(*LINT0, "severity", "fatal"), "findings[0].privacy_audit.lint[0].severity"),
+    ("lint severity null", _set(*LINT0, "severity", None), "findings[0].privacy_audit.lint[0].severity"),
+    ("ledger verdict FAIL", _set(*ROW, "verdict", "FAIL"), "ledger[1].verdict"),
+    ("ledger verdict null", _set(*ROW, "verdict", None), "ledger[1].verdict"),
+    ("ledger nature bound", _set(*ROW, "evidence", "nature", "bound"), "ledger[1].evidence.nature"),
+    ("ledger unit_level user", _set(*ROW, "claim", "unit_level", "user"), "ledger[1].claim.unit_level"),
+    ("ledger adjacency swap", _set(*ROW, "claim", "adjacency", "swap"), "ledger[1].claim.adjacency"),
+    ("ledger trust_model global", _set(*ROW, "claim", "trust_model", "global"), "ledger[1].claim.trust_model"),
+    ("ledger lint severity fatal", _set(*ROW, "lint", 0, "severity", "fatal"), "ledger[1].lint[0].severity"),
     ("schema_version older", _set("schema_version", "0.9"), "schema_version"),
     ("schema_version newer", _set("schema_version", "2.0"), "schema_version"),
     ("schema_version number", _set("schema_version", 1.0), "schema_version"),
@@ -408,6 +507,26 @@ CORRUPTIONS = [
     ("alternative delta negative", _set(*PA_ALT, "delta", -1e-5),
      "findings[0].privacy_audit.alternatives[0].delta"),
     ("runtime_s infinite", _set("runtime_s", math.inf), "runtime_s"),
+    ("alternative epsilon_emp negative", _set(*PA_ALT, "epsilon_emp", -0.1),
+     "findings[0].privacy_audit.alternatives[0].epsilon_emp"),
+    ("alternative epsilon_emp infinite", _set(*PA_ALT, "epsilon_emp", math.inf),
+     "findings[0].privacy_audit.alternatives[0].epsilon_emp"),
+    ("alternative power_ceiling negative", _set(*PA_ALT, "power_ceiling", -1),
+     "findings[0].privacy_audit.alternatives[0].power_ceiling"),
+    ("alternative trials negative", _set(*PA_ALT, "trials", -1),
+     "findings[0].privacy_audit.alternatives[0].trials"),
+    ("ledger claim delta above 1", _set(*ROW, "claim", "delta", 1.5), "ledger[1].claim.delta"),
+    ("ledger claim epsilon negative", _set(*ROW, "claim", "epsilon", -1), "ledger[1].claim.epsilon"),
+    ("ledger epsilon_emp negative", _set(*ROW, "evidence", "epsilon_emp", -1), "ledger[1].evidence.epsilon_emp"),
+    ("ledger epsilon_emp infinite", _set(*ROW, "evidence", "epsilon_emp", math.inf),
+     "ledger[1].evidence.epsilon_emp"),
+    ("ledger interval low negative", _set(*ROW, "evidence", "interval", [-1.0, None]),
+     "ledger[1].evidence.interval[0]"),
+    ("ledger confidence above 1", _set(*ROW, "evidence", "confidence", 95), "ledger[1].evidence.confidence"),
+    ("ledger power_ceiling negative", _set(*ROW, "evidence", "power_ceiling", -1),
+     "ledger[1].evidence.power_ceiling"),
+    ("ledger trials negative", _set(*ROW, "evidence", "trials", -1), "ledger[1].evidence.trials"),
+    ("ledger lint_summary negative", _set(*ROW, "lint_summary", "warning", -1), "ledger[1].lint_summary.warning"),
     ("mean -infinite", _set(*F0, "metrics", 0, "mean", -math.inf), "findings[0].metrics[0].mean"),
     ("defense param infinite", _set(*F0, "defense", "params", "x", math.inf), "findings[0].defense.params.x"),
     ("model_params nested infinite", _set(*F0, "setting", "model_params", "hidden", [64, math.inf]),
@@ -462,6 +581,7 @@ GAPS = [
     ("calendar: month 13", _set("created_utc", "2025-13-01"), "month 13"),
     ("calendar: hour 24", _set("created_utc", "2025-01-02T24:00:00"), "hour 24"),
     ("tuple outside parts/alternatives (in memory)", _set("notes", ("a",)), "tuple"),
+    ("tuple of assumptions (in memory)", _set(*CLAIM, "assumptions", ("a",)), "tuple"),
 ]
 
 

@@ -288,6 +288,7 @@ def test_a_claim_without_alternatives_renders_as_before():
         assert ".violation" not in page  # the table's styles only come with a table
     audited = copy.deepcopy(old)
     audited["findings"][0]["privacy_audit"] = _audit(alternatives=False)
+    audited["ledger"] = []  # the ledger section belongs to the privacy audit (tests/reports/test_ledger.py)
     assert render_html(audited) == render_html(old)
     assert render_markdown(audited) == render_markdown(old)
 

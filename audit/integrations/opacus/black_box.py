@@ -26,6 +26,7 @@ from audit.core.claims import PrivacyClaim
 from audit.core.errors import invalid
 from audit.core.validation import check_interval
 from audit.integrations.opacus.claim import opacus_claim
+from audit.integrations.opacus.lint_facts import OpacusStepTap
 from audit.integrations.opacus.run import AUDIT_OWNER, OpacusRun, run_info, run_training
 from audit.privacy.estimators import EmpiricalEpsilon, best_one_run_epsilon
 
@@ -90,7 +91,7 @@ def black_box_input_one_run(run: OpacusRun, *, canaries: int = 200, seed: int = 
     included = rng.random(canaries) < 0.5
     data = ConcatDataset([Subset(run.train_data, keep.tolist()),
                           _Relabelled(run.train_data, pool[included].tolist(), planted[included].tolist())])
-    training, _ = run_training(run, data, seed)
+    training, step_tap = run_training(run, data, seed, lambda opt, q: OpacusStepTap(opt))
     loss = _canary_losses(run, training.model, pool, planted)
     reference = None
     if calibrate:  # a run without any canary: how hard each wrong label is anyway
@@ -106,7 +107,8 @@ def black_box_input_one_run(run: OpacusRun, *, canaries: int = 200, seed: int = 
             "loss_gap_out_minus_in": float(loss[~included].mean() - loss[included].mean())}
     est = EmpiricalEpsilon("one-run-input", est.epsilon, est.delta, est.nature, est.confidence, est.trials,
                            est.compute_s, {**est.details, **diag})
-    return est, claim, run_info(training, 1.0 / len(training.data_loader))
+    return est, claim, run_info(training, 1.0 / len(training.data_loader), delta=float(claim.delta),
+                                tap=step_tap)
 
 
 __all__ = ["black_box_input_one_run"]

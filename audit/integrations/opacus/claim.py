@@ -88,7 +88,12 @@ def opacus_claim(engine: Any, delta: float, *, accountant: str | None = None,
         epsilon=eps, delta=float(delta), unit=UNIT, trust_model=TrustModel.CENTRAL,
         compositions=steps, accountant=f"opacus-{name}",
         mechanism="DP-SGD: per-sample clipping, Gaussian noise, Poisson sampling (Opacus DPOptimizer)",
-        label="Opacus accountant, as run")
+        label="Opacus accountant, as run", unit_level="record", adjacency="add-remove",
+        assumptions=(f"Poisson sampling: each training example in a step with probability "
+                     f"{', '.join(f'{q:.4g}' for q in rates)}",
+                     f"{steps} steps composed (the engine's accountant history)",
+                     f"noise multiplier {', '.join(f'{s:g}' for s in sigmas)} times max_grad_norm "
+                     "on the sum of per-example clipped gradients"))
     if claimed_epsilon is None:
         return own
     return PrivacyClaim(
@@ -97,7 +102,8 @@ def opacus_claim(engine: Any, delta: float, *, accountant: str | None = None,
                    f"example; the run's own Opacus accounting ({desc}) gives {eps:.4g}."),
         epsilon=float(claimed_epsilon), delta=float(delta), unit=UNIT, trust_model=TrustModel.CENTRAL,
         compositions=steps, accountant="user-reported", mechanism=own.mechanism,
-        label="reported", alternatives=(own,))
+        label="reported", alternatives=(own,), unit_level="record", adjacency="add-remove",
+        assumptions=own.assumptions)
 
 
 __all__ = ["ACCOUNTANTS", "UNIT", "engine_history", "opacus_claim", "opacus_epsilon"]

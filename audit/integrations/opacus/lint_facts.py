@@ -41,6 +41,7 @@ from audit.core.errors import invalid
 from audit.core.validation import check_interval, check_options
 from audit.integrations.opacus.claim import engine_history
 from audit.privacy.lint.facts import ADJACENCIES, UNITS, RunFacts
+from audit.privacy.lint.rules import run_lint
 
 OWNER = "opacus_facts"
 #: DPOptimizer.pre_step's order: per-sample clip, sum, Gaussian noise (then scale)
@@ -73,10 +74,21 @@ class OpacusStepTap:
         self._ops: list[str] = []
         self._noised: list[torch.Tensor] | None = None
         self._pending = False
+        self._saved = [(obj, name, obj.__dict__.get(name)) for obj, name in (
+            (optimizer, "clip_and_accumulate"), (optimizer, "add_noise"), (optimizer, "scale_grad"),
+            (optimizer.original_optimizer, "step"))]
         self._wrap(optimizer, "clip_and_accumulate", before=None, after=self._after_clip)
         self._wrap(optimizer, "add_noise", before=self._before_noise, after=self._after_noise)
         self._wrap(optimizer, "scale_grad", before=None, after=self._after_scale)
         self._wrap(optimizer.original_optimizer, "step", before=self._before_step, after=None)
+
+    def detach(self) -> None:
+        """Restore the wrapped methods as they were before (what it observed is kept)."""
+        for obj, name, saved in self._saved:
+            if saved is None:
+                obj.__dict__.pop(name, None)
+            else:
+                obj.__dict__[name] = saved
 
     @staticmethod
     def _wrap(obj: Any, name: str, *, before: Any, after: Any) -> None:
@@ -222,4 +234,13 @@ def opacus_facts(privacy_engine: Any, optimizer: Any, data_loader: Any, *, delta
         secure_rng=bool(privacy_engine.secure_mode and optimizer.secure_mode), operations=ops)
 
 
-__all__ = ["OPACUS_OPERATIONS", "OpacusStepTap", "data_loader_sampling", "opacus_facts"]
+def opacus_lint(privacy_engine: Any, optimizer: Any, data_loader: Any, *, delta: float,
+                steps_run: int | None = None, tap: OpacusStepTap | None = None) -> list[dict]:
+    """The accounting lint of a finished Opacus training (:func:`opacus_facts`, then
+    :func:`~audit.privacy.lint.run_lint` with the skipped rules as ``info``), as the report's
+    ``privacy_audit.lint`` entries."""
+    facts = opacus_facts(privacy_engine, optimizer, data_loader, delta=delta, steps_run=steps_run, tap=tap)
+    return [f.to_dict() for f in run_lint(facts, report_skipped=True)]
+
+
+__all__ = ["OPACUS_OPERATIONS", "OpacusStepTap", "data_loader_sampling", "opacus_facts", "opacus_lint"]

@@ -51,7 +51,7 @@ The claim is Opacus's own accountant, or the epsilon you publish
 Verdict (:func:`audit.privacy.auditing.defense_audit.verdict`): VIOLATION when the lower bound exceeds the
 claim. Every estimator here is a 95% lower bound, so a correct claim is flagged with
 probability at most 5% per finding (whatever the seed; the seed only makes a run
-reproducible). PASS is no proof of privacy (:data:`audit.privacy.auditing.defense_audit.NOT_A_PROOF`).
+reproducible). PASS is no proof of privacy (:data:`audit.privacy.auditing.verdicts.NOT_A_PROOF`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from audit.core.validation import check_interval, check_options
 from audit.integrations.opacus.black_box import black_box_input_one_run
 from audit.integrations.opacus.run import AUDIT_OWNER, OpacusRun
 from audit.integrations.opacus.white_box import ONE_RUN_ESTIMATORS, white_box_cp, white_box_one_run_estimates
-from audit.privacy.auditing.verdicts import NOT_A_PROOF, epsilon_note, verdict
+from audit.privacy.auditing.verdicts import NOT_A_PROOF, alternative_entry, audit_entry, epsilon_note, verdict
 from audit.privacy.estimators import EmpiricalEpsilon
 
 DEFENSE_NAME = "opacus-dp-sgd"
@@ -100,12 +100,7 @@ BLACK_BOX_THREAT = {
 def _finding(run: OpacusRun, estimator: str, est: EmpiricalEpsilon, claim: PrivacyClaim, info: dict,
              params: dict, seed: int, runtime: float) -> dict:
     result = verdict(claim, est)
-    alternatives = []
-    for alt in claim.alternatives:
-        v = verdict(alt, est)
-        alternatives.append({"label": alt.label or "alternative", "epsilon_claim": alt.epsilon,
-                             "delta": alt.delta, "unit": alt.unit, "trust_model": "central",
-                             "verdict": v.verdict, "reason": v.reason})
+    alternatives = [alternative_entry(alt, est, "central") for alt in claim.alternatives]
     white = estimator != "one-run-input"
     note = epsilon_note(result)
     defense_params = {k: v for k, v in info.items() if k not in ("model_class", "dataset_size", "parameters")
@@ -146,12 +141,7 @@ def _finding(run: OpacusRun, estimator: str, est: EmpiricalEpsilon, claim: Priva
         },
         "metrics": metrics,
         "images": None,
-        "privacy_audit": {
-            "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,
-            "unit": claim.unit, "estimate": est.to_dict(), "reason": result.reason,
-            "power_ceiling": result.ceiling, "statement": NOT_A_PROOF,
-            **({"alternatives": alternatives} if alternatives else {}),
-        },
+        "privacy_audit": audit_entry(result, alternatives, info.get("lint")),
         "runtime_s": runtime,
     }
 

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from audit.core.errors import invalid
 from audit.core.validation import check_interval, check_options
 from audit.integrations.opacus.claim import ACCOUNTANTS, engine_history
+from audit.integrations.opacus.lint_facts import OpacusStepTap, opacus_lint
 
 #: the function named in the errors about a run (``make``, ``canaries``... are its parameters)
 AUDIT_OWNER = "audit_opacus"
@@ -165,12 +166,17 @@ def run_training(run: OpacusRun, data: Dataset, seed: int,
     return training, attached
 
 
-def run_info(training: OpacusTraining, sample_rate: float) -> dict:
+def run_info(training: OpacusTraining, sample_rate: float, *, delta: float | None = None,
+             steps_run: int | None = None, tap: OpacusStepTap | None = None) -> dict:
     """What the report says of a finished training (its DP-SGD parameters, the accountant's
-    history, the data and model sizes); ``sample_rate`` is the rate the audit used."""
+    history, the data and model sizes); ``sample_rate`` is the rate the audit used. With the
+    claim's ``delta``, also its accounting lint (``lint``: :func:`opacus_lint` with the
+    ``steps_run`` observed, or the ``tap``'s)."""
     opt = training.optimizer
     history = engine_history(training.privacy_engine)
-    return {
+    lint = None if delta is None else opacus_lint(training.privacy_engine, opt, training.data_loader,
+                                                  delta=delta, steps_run=steps_run, tap=tap)
+    return {**({"lint": lint} if lint is not None else {}),
         "noise_multiplier": float(opt.noise_multiplier),
         "max_grad_norm": float(opt.max_grad_norm),
         "sample_rate": float(sample_rate),

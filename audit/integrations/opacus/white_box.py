@@ -42,9 +42,9 @@ DEFAULT_CANARIES = 1000
 ONE_RUN_ESTIMATORS = ("one-run", "fdp-one-run", "gaussian-aggregate")
 
 
-def _run_info(training: OpacusTraining, tap: GradientCanaryTap) -> dict:
-    """:func:`run_info` of ``training`` and what ``tap`` observed of it."""
-    return {**run_info(training, tap.q), "optimizer_steps_observed": tap.steps,
+def _run_info(training: OpacusTraining, tap: GradientCanaryTap, delta: float) -> dict:
+    """:func:`run_info` of ``training`` (with its lint at ``delta``) and what ``tap`` observed."""
+    return {**run_info(training, tap.q, delta=delta, steps_run=tap.steps), "optimizer_steps_observed": tap.steps,
             "noise_multiplier_measured": tap.measured_noise_multiplier()}
 
 
@@ -105,7 +105,7 @@ def white_box_one_run_estimates(run: OpacusRun, estimators, *, canaries: int | N
             est = gaussian_aggregate_epsilon(scores, included, delta=delta, beta=0.05)
         out.append(EmpiricalEpsilon(est.estimator, est.epsilon, est.delta, est.nature, est.confidence,
                                     est.trials, est.compute_s, {**est.details, **diag}))
-    return out, claim, _run_info(training, t)
+    return out, claim, _run_info(training, t, delta)
 
 
 def white_box_cp(run: OpacusRun, *, trials: int = 500, seed: int = 0
@@ -133,7 +133,7 @@ def white_box_cp(run: OpacusRun, *, trials: int = 500, seed: int = 0
         if claim is None:
             claim = opacus_claim(training.privacy_engine, run.delta, accountant=run.accountant,
                                  claimed_epsilon=run.claimed_epsilon)
-            info = _run_info(training, holder["tap"])
+            info = _run_info(training, holder["tap"], float(claim.delta))
         elif engine_history(training.privacy_engine) != [tuple(h) for h in info["accountant_history"]]:
             raise InvalidParameterError(
                 "The 'make' parameter of audit_opacus must build the same private training on every "

@@ -67,6 +67,22 @@ class GaussianEventSpec:
             base = f"Poisson-sampled(q={self.sample_rate:.6g}) {base}"
         return f"{base} composed {self.compositions}x, {self.neighbouring.value}"
 
+    @property
+    def adjacency(self) -> str:
+        """The neighbouring relation in the ledger's and the lint's words (``add-remove`` or
+        ``replace-one``; :data:`audit.core.claims.ADJACENCIES`)."""
+        return "add-remove" if self.neighbouring is Neighbouring.ADD_OR_REMOVE else "replace-one"
+
+    def assumptions(self, unit: str = "unit") -> tuple[str, ...]:
+        """What accounting this spec assumes of the run, one phrase each (for the claim's
+        :attr:`~audit.core.claims.PrivacyClaim.assumptions`); ``unit`` names who is sampled."""
+        sampling = (f"Poisson sampling: each {unit} independently in a step with probability "
+                    f"{self.sample_rate:.6g}" if self.sample_rate < 1.0
+                    else f"no amplification by sampling: every {unit} counted in every step")
+        return (sampling, f"{self.compositions} Gaussian release(s) composed",
+                f"noise multiplier {self.noise_multiplier:.6g} times the L2 sensitivity "
+                f"({self.adjacency})")
+
 
 class Accountant(Protocol):
     """An accountant plug-in: epsilon of a Gaussian event spec at delta.

@@ -53,9 +53,15 @@ from audit.privacy.estimators import (
     random_unit_vectors,
 )
 from audit.core.updates import ModelUpdate
-from audit.privacy.auditing.verdicts import NOT_A_PROOF, epsilon_note, verdict
+from audit.privacy.auditing.defense_lint import defense_lint
+from audit.privacy.estimators.fdp_one_run import best_fdp_one_run_epsilon
+from audit.privacy.estimators.gaussian_aggregate import gaussian_aggregate_epsilon
+from audit.privacy.auditing.verdicts import alternative_entry, audit_entry, epsilon_note, verdict
 
-ESTIMATOR_CHOICES = ("cp", "one-run", "one-shot", "one-run-input")
+ESTIMATOR_CHOICES = ("cp", "one-run", "fdp-one-run", "gaussian-aggregate", "one-shot", "one-run-input")
+#: the readings of one run of white-box Dirac canaries: Steinke et al.'s bound, the f-DP bound
+#: (Mahloujifar et al.), the Gaussian aggregate of all canaries' scores (Agrawal et al.)
+ONE_RUN_READINGS = ("one-run", "fdp-one-run", "gaussian-aggregate")
 def _release(defense: Defense, updates: Sequence[torch.Tensor], present: Sequence[bool], *, local: bool,
              rounds: int, generator: torch.Generator, sample_rate: float = 1.0) -> list[torch.Tensor]:
     """What the adversary sees, summed over rounds: each client's observation (local) or
@@ -119,7 +125,7 @@ def estimate(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim
                 without.append(float(_release(defense, [torch.zeros(1, dtype=torch.float64)], [True], local=False,
                                               rounds=rounds, generator=gen)[0][0]))
         return clopper_pearson_epsilon(np.array(with_), np.array(without), delta=delta, alpha=0.05, seed=seed)
-    if estimator == "one-run":
+    if estimator in ONE_RUN_READINGS:
         included = torch.rand(canaries, generator=gen) < 0.5
         if local:
             ups = [_dirac(1, 0, big, 1.0 if inc else -1.0) for inc in included]
@@ -131,7 +137,10 @@ def estimate(defense: Defense, schedule: FederationSchedule, claim: PrivacyClaim
                               sample_rate=q)
             scores = agg.numpy()
         ks = [k for k in (10, 30, 100, 300) if 2 * k <= canaries]
-        return best_one_run_epsilon(scores, included.numpy(), delta=delta, beta=0.05, ks=ks)
+        if estimator == "gaussian-aggregate":
+            return gaussian_aggregate_epsilon(scores, included.numpy(), delta=delta, beta=0.05)
+        best = best_fdp_one_run_epsilon if estimator == "fdp-one-run" else best_one_run_epsilon
+        return best(scores, included.numpy(), delta=delta, beta=0.05, ks=ks)
     if estimator == "one-shot":
         vecs = random_unit_vectors(2 * canaries, dim, generator=gen).double()
         canary_vecs, null_vecs = vecs[:canaries], vecs[canaries:]
@@ -187,10 +196,7 @@ def _alternative_verdicts(claim: PrivacyClaim, estimates: dict[str, EmpiricalEps
     for alt in claim.alternatives:
         tm = alt.trust_model.value if alt.trust_model else "central"
         est = estimates.get(tm) or estimates.get("central") or next(iter(estimates.values()))
-        v = verdict(alt, est)
-        out.append({"label": alt.label or "alternative", "epsilon_claim": alt.epsilon,
-                    "delta": alt.delta, "unit": alt.unit, "trust_model": tm,
-                    "verdict": v.verdict, "reason": v.reason})
+        out.append(alternative_entry(alt, est, tm))
     return out
 
 
@@ -204,6 +210,7 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
     :mod:`audit.privacy.auditing.lora_canaries`: ``cp``, 2000 trials per side by default, or ``one-shot``,
     2000 canary clients by default)."""
     start = time.perf_counter()
+    audited = defense
     if estimator not in ESTIMATOR_CHOICES:
         raise InvalidParameterError(
             "The 'estimator' parameter must be a str among {"
@@ -215,7 +222,8 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
             f"The 'estimator' parameter for {defense.name!r} must be one of "
             f"{', '.join(repr(e) for e in supported())} (its mechanism as configured). Got "
             f"{estimator!r} instead.")
-    allowed = {"cp": ("trials",), "one-run": ("canaries",), "one-shot": ("canaries", "dim"),
+    allowed = {"cp": ("trials",), "one-run": ("canaries",), "fdp-one-run": ("canaries",),
+               "gaussian-aggregate": ("canaries",), "one-shot": ("canaries", "dim"),
                "one-run-input": ("canaries", "rounds")}[estimator]
     from audit.core.validation import check_interval, check_known_keys
 
@@ -237,6 +245,7 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
         est, diag, bb_schedule = black_box_one_run(own, mode=claim.trust_model.value, delta=float(claim.delta),
                                                    seed=seed, **params)
         claim = own.claim(bb_schedule)
+        audited, schedule = own, bb_schedule  # the lint reads the run the canaries went through
         est = EmpiricalEpsilon(est.estimator + "-input", est.epsilon, est.delta, est.nature, est.confidence,
                                est.trials, est.compute_s, {**est.details, **diag})
         estimates = {"any": est}
@@ -267,6 +276,8 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
         est = estimate(defense, schedule, claim, estimator, seed=seed, **params)
         estimates = {"any": est}
     result = verdict(claim, est)
+    rounds_run = len(transcript.rounds) if transcript is not None and transcript.rounds else None
+    lint = defense_lint(audited, schedule, claim, rounds_run=rounds_run)
     alternatives = _alternative_verdicts(claim, estimates)
     unclaimed = None
     if estimator == "cp":
@@ -307,11 +318,6 @@ def privacy_finding(defense: Defense, schedule: FederationSchedule, claim: Priva
                         and unclaimed.details.get("false_negatives") == 0 else "")),
         }]),
         "images": None,
-        "privacy_audit": {
-            "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,
-            "unit": claim.unit, "estimate": est.to_dict(), "reason": result.reason,
-            "power_ceiling": result.ceiling, "statement": NOT_A_PROOF,
-            **({"alternatives": alternatives} if alternatives else {}),
-        },
+        "privacy_audit": audit_entry(result, alternatives, lint),
         "runtime_s": time.perf_counter() - start,
     }

@@ -69,4 +69,33 @@ def epsilon_note(result: PrivacyVerdict) -> str:
     return f"{est.nature} ({conf}); {result.verdict}: {result.reason}.{power} {NOT_A_PROOF}"
 
 
-__all__ = ["NOT_A_PROOF", "VERDICTS", "PrivacyVerdict", "epsilon_note", "verdict"]
+def alternative_entry(alt: PrivacyClaim, est: EmpiricalEpsilon, trust_model: str | None = None) -> dict:
+    """The report's entry (``privacy_audit.alternatives[i]``) for the verdict of ``est``
+    against the alternative claim ``alt``: its label, claim, verdict and reason, and the
+    evidence it was judged on (estimator, epsilon_emp, power ceiling) for the ledger."""
+    v = verdict(alt, est)
+    tm = trust_model or (alt.trust_model.value if alt.trust_model else "central")
+    return {"label": alt.label or "alternative", "epsilon_claim": alt.epsilon, "delta": alt.delta,
+            "unit": alt.unit, "trust_model": tm, "verdict": v.verdict, "reason": v.reason,
+            "estimator": est.estimator, "epsilon_emp": float(est.epsilon), "power_ceiling": v.ceiling,
+            "trials": int(est.trials)}
+
+
+def audit_entry(result: PrivacyVerdict, alternatives: list[dict] | None = None,
+                lint: list[dict] | None = None) -> dict:
+    """A finding's ``privacy_audit`` entry: the verdict of ``result`` with its claim, estimate,
+    reason and power ceiling, :data:`NOT_A_PROOF`, the ``alternatives``' entries
+    (:func:`alternative_entry`) and the accounting ``lint`` findings (dicts of
+    :class:`audit.privacy.lint.LintFinding`), each when given."""
+    claim = result.claim
+    return {
+        "verdict": result.verdict, "epsilon_claim": claim.epsilon, "delta": claim.delta,
+        "unit": claim.unit, "estimate": result.estimate.to_dict(), "reason": result.reason,
+        "power_ceiling": result.ceiling, "statement": NOT_A_PROOF,
+        **({"alternatives": alternatives} if alternatives else {}),
+        **({"lint": lint} if lint is not None else {}),
+    }
+
+
+__all__ = ["NOT_A_PROOF", "VERDICTS", "PrivacyVerdict", "alternative_entry", "audit_entry", "epsilon_note",
+           "verdict"]
