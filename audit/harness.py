@@ -42,7 +42,8 @@ from audit.metrics.scoring import (
     label_summary,
     update_recovery_summaries,
 )
-from audit.fl.simulation import ClientData, FederatedSimulation, Transcript, local_update
+from audit.fl.simulation import ClientData, Transcript, local_update
+from audit.fl.vectorised_clients import simulate
 from audit.metrics.text_scoring import score_text
 from audit.core.updates import LocalTraining
 from audit.core.user_code import is_user_spec
@@ -71,6 +72,8 @@ class PreparedRun:
     runtime_s: float
     training: LocalTraining | None = None  # what clients ran (the task's class weights)
     unused: list[int] | None = None  # the items no client holds, in order
+    #: how the federation was simulated (:meth:`~audit.fl.vectorised_clients.SimulationResult.describe`)
+    simulation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -136,19 +139,19 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         clients_per_round=config.clients_per_round or config.num_targets,
         rounds=config.rounds,
         examples_per_client=tuple(len(c) for c in clients),
+        sampling=config.client_sampling,
     )
     public = _public_split(dataset, defense, unused)
     defense.prepare(schedule)
-    sim = FederatedSimulation(
+    sim = simulate(
         model=model, clients=clients, defense=defense, schedule=schedule, seed=config.seed,
-        device=device, public=public, class_weights=dataset.class_weights,
-        training=client_training(config, defense),
+        device=device, path=config.simulation, public=public, class_weights=dataset.class_weights,
+        training=client_training(config, defense), keep_observations=True, progress=progress,
     )
-    transcript = sim.run(progress=progress)
     claim = defense.claim(schedule)  # after the run: a defense may set budgets from data
     return PreparedRun(
-        config, dataset, model, defense, schedule, claim, threat_model, clients, transcript,
-        time.perf_counter() - start, sim.training, unused,
+        config, dataset, model, defense, schedule, claim, threat_model, clients, sim.transcript,
+        time.perf_counter() - start, sim.training, unused, sim.describe(),
     )
 
 
@@ -328,6 +331,7 @@ def attack_run(
             "rounds": cfg.rounds,
             "clients": cfg.num_targets,
             "local_training": (run.training or run.defense.local_training).describe(),
+            **({"simulation": run.simulation} if run.simulation else {}),
         },
         "metrics": metrics,
         "images": images,

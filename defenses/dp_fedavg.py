@@ -165,7 +165,7 @@ class DPFedAvg(WrappingDefense):
     def accounting_facts(self, schedule: FederationSchedule) -> dict[str, Any]:
         """The lint's facts: the accountant's sampling (Poisson at ``m / N`` in central mode,
         none in local mode) beside the simulation's (``m`` of ``N`` clients drawn without
-        replacement each round), the rounds it composes, the noise as configured, the
+        replacement each round, or Poisson at ``m / N`` with the schedule's ``sampling``), the rounds it composes, the noise as configured, the
         divisor of the mean and the order of clip and noise."""
         if self.noise_multiplier is None:
             self.prepare(schedule)
@@ -175,7 +175,8 @@ class DPFedAvg(WrappingDefense):
         return {
             "sampling_assumed": "poisson" if spec.sample_rate < 1.0 else "none",
             "sample_rate_assumed": spec.sample_rate,
-            "sampling_used": "all" if every else "without-replacement",
+            "sampling_used": "all" if every else (
+                "poisson" if schedule.sampling == "poisson" else "without-replacement"),
             "sample_rate_used": schedule.sample_rate,
             "steps_accounted": spec.compositions, "unit_released": "client",
             "adjacency_accounted": spec.adjacency, "noise_multiplier": spec.noise_multiplier,

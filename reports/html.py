@@ -308,7 +308,9 @@ def finding_view(finding: dict, index: int) -> dict:
          for key in ("batch_size", "num_targets", "local_steps", "rounds", "clients")] + [
         (label, f"{setting[key]:.3f}") for key, label in _OPTIONAL_SETTING
         if isinstance(setting.get(key), (int, float))] + (
-        [("local training", format_value(setting["local_training"]))] if setting.get("local_training") else [])
+        [("local training", format_value(setting["local_training"]))] if setting.get("local_training") else []) + (
+        [("simulation", "{path}: {reason}; {sampling} client sampling".format(**setting["simulation"]))]
+        if setting.get("simulation") else [])
     images = finding["images"]
     from reports.exposure_render import exposure_view  # it builds on this module's helpers
 

@@ -184,6 +184,13 @@ def _check_finding(f: Any, path: str) -> None:
                 _join(spath, "model_params"))
     for key in ("batch_size", "num_targets", "local_steps", "rounds", "clients"):
         _int(_key(setting, spath, key), _join(spath, key), low=0)
+    if "simulation" in setting:  # optional: how the federation was simulated
+        sim, mpath = _dict(setting["simulation"], _join(spath, "simulation")), _join(spath, "simulation")
+        _options(_key(sim, mpath, "path"), _join(mpath, "path"), ("vectorised", "loop"))
+        _str(_key(sim, mpath, "reason"), _join(mpath, "reason"))
+        _options(_key(sim, mpath, "sampling"), _join(mpath, "sampling"), ("fixed", "poisson"))
+        if "observations_kept" in sim:
+            _bool(sim["observations_kept"], _join(mpath, "observations_kept"))
     metrics = get("metrics")
     if not isinstance(metrics, list):
         raise _fail(_join(path, "metrics"), "a list of metric objects", metrics)

@@ -33,6 +33,8 @@ _CONFIG_OPTIONS = {
     "weights": "weights",
     "client_split": "client_split",
     "client_split_alpha": "client_split_alpha",
+    "simulation": "simulation",
+    "client_sampling": "client_sampling",
 }
 
 
@@ -56,6 +58,10 @@ _CONFIG_OPTIONS = {
               help="Which items each client holds: sequential | iid | dirichlet | column (the data's client column).")
 @click.option("--client-split-alpha", default=None, help="Dirichlet concentration (with --client-split dirichlet).")
 @click.option("--clients-per-round", type=str, default=None, help="Clients sampled per round (default all).")
+@click.option("--client-sampling", default="fixed", show_default=True,
+              help="How a round's clients are drawn: fixed (exactly --clients-per-round) | poisson (each at that rate).")
+@click.option("--simulation", default="auto", show_default=True,
+              help="auto (clients batched with vmap when the defense allows) | vectorised | loop.")
 @click.option("--rounds", type=str, default="1", show_default=True, help="Federated rounds simulated.")
 @click.option("--pretrain-steps", type=str, default="0", show_default=True, help="Brief training before the audit.")
 @click.option("--seed", type=str, default="0", show_default=True)

@@ -21,6 +21,10 @@ from audit.core.validation import check_interval, check_options, check_table_key
 
 RUN_KEYS = ("device", "threads", "out")
 CLIENT_SPLITS = ("sequential", "iid", "dirichlet", "column")
+#: how the federation is simulated (:func:`audit.fl.vectorised_clients.simulate`)
+SIMULATIONS = ("auto", "vectorised", "loop")
+#: how a round's clients are drawn (:attr:`audit.core.defense.FederationSchedule.sampling`)
+CLIENT_SAMPLINGS = ("fixed", "poisson")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,13 @@ class AuditConfig:
     #: each client then holds the first ``batch_size`` items of its part
     client_split: str = "sequential"
     client_split_alpha: float | None = None
+    #: "auto" (clients batched with torch.func.vmap when the defense and training allow it,
+    #: else one after another), "vectorised" or "loop"; the report says which ran and why
+    simulation: str = "auto"
+    #: how each round's ``clients_per_round`` are drawn: "fixed" (exactly that many, without
+    #: replacement) or "poisson" (each client at rate clients_per_round / clients, as
+    #: DP-FedAvg's accountant assumes; vectorised path only)
+    client_sampling: str = "fixed"
 
     def __post_init__(self) -> None:
         owner = "the audit"
@@ -68,6 +79,11 @@ class AuditConfig:
                 raise invalid(name, owner, "a table of key = value", getattr(self, name))
         check_interval("batch_size", owner, self.batch_size, kind=int, low=1)
         check_options("client_split", owner, self.client_split, CLIENT_SPLITS)
+        check_options("simulation", owner, self.simulation, SIMULATIONS)
+        check_options("client_sampling", owner, self.client_sampling, CLIENT_SAMPLINGS)
+        if self.client_sampling == "poisson" and self.simulation == "loop":
+            raise invalid("client_sampling", owner, "'fixed' with simulation 'loop' (the loop draws "
+                          "fixed-size cohorts; Poisson sampling runs vectorised)", self.client_sampling)
         if self.client_split_alpha is not None:
             if self.client_split != "dirichlet":
                 raise invalid("client_split_alpha", owner, "None unless client_split is 'dirichlet'",
@@ -169,6 +185,10 @@ def canonical_command(config: AuditConfig, *, threads: int, estimator: str | Non
         parts += ["--local-training", f"{k}={v}"]
     if config.client_split != "sequential":
         parts += ["--client-split", config.client_split]
+    if config.simulation != "auto":
+        parts += ["--simulation", config.simulation]
+    if config.client_sampling != "fixed":
+        parts += ["--client-sampling", config.client_sampling]
     for key in ("batch_size", "num_targets", "clients_per_round", "rounds", "pretrain_steps", "seed",
                 "num_candidates", "num_population", "client_split_alpha"):
         value = getattr(config, key)

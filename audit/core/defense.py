@@ -18,12 +18,13 @@ from torch import nn
 from audit.core.claims import PrivacyClaim
 from audit.core.registry import Registry
 from audit.core.updates import ClientData, LocalTraining, ModelUpdate
-from audit.core.validation import check_interval, check_known_keys
+from audit.core.config import CLIENT_SAMPLINGS  # the ways a round's clients are drawn
+from audit.core.validation import check_interval, check_known_keys, check_options
 
 
 @dataclass(frozen=True)
 class FederationSchedule:
-    """How many clients exist, how many are sampled per round, for how many rounds."""
+    """How many clients exist, how many are sampled per round and how, for how many rounds."""
 
     num_clients: int
     clients_per_round: int
@@ -31,6 +32,10 @@ class FederationSchedule:
     #: local examples of each client, when known (an accountant that reasons per example,
     #: like DEeR's official one, needs them)
     examples_per_client: tuple[int, ...] | None = None
+    #: how a round's clients are drawn (:data:`CLIENT_SAMPLINGS`): "fixed", exactly
+    #: ``clients_per_round`` without replacement, or "poisson", each client independently at
+    #: rate ``clients_per_round / num_clients`` (what amplification-by-sampling accountants assume)
+    sampling: str = "fixed"
 
     def __post_init__(self) -> None:
         check_interval("num_clients", "FederationSchedule", self.num_clients, kind=int, low=1)
@@ -43,6 +48,7 @@ class FederationSchedule:
             high=self.num_clients,
         )
         check_interval("rounds", "FederationSchedule", self.rounds, kind=int, low=1)
+        check_options("sampling", "FederationSchedule", self.sampling, CLIENT_SAMPLINGS)
         if self.examples_per_client is not None:
             if len(self.examples_per_client) != self.num_clients:
                 raise ValueError(

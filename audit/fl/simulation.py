@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from audit.core.defense import Defense, FederationSchedule
+from audit.core.errors import InvalidParameterError
 from audit.core.updates import ClientData, LocalTraining, ModelUpdate, UpdateKind
 from audit.fl.local_steps import loss_function, minibatch_schedule, optimizer_step, set_training_mode, training_mode
 
@@ -126,6 +127,11 @@ class FederatedSimulation:
     ) -> None:
         if len(clients) != schedule.num_clients:
             raise ValueError("one ClientData per client is needed")
+        if schedule.sampling != "fixed":
+            raise InvalidParameterError(
+                "The 'sampling' parameter of the schedule must be 'fixed' on the loop simulation (it "
+                "draws exactly clients_per_round clients a round); Poisson sampling runs on the "
+                f"vectorised path (audit.fl.vectorised_clients). Got {schedule.sampling!r} instead.")
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.clients = [c.to(self.device) for c in clients]

@@ -49,9 +49,18 @@ def _slug(config: AuditConfig, estimator: str | None, est_params: Mapping[str, A
     return (body.rstrip("._-") or "run") + tail
 
 
+#: AuditConfig fields added after sweeps were first written, with the value every earlier
+#: run had: left out of the key at that value, so an earlier sweep's ids still match
+_LATER_FIELDS = {"simulation": "auto", "client_sampling": "fixed"}
+
+
+def _keyed_config(config: AuditConfig) -> dict[str, Any]:
+    return {k: v for k, v in config.to_dict().items() if _LATER_FIELDS.get(k, object()) != v}
+
+
 def run_key(config: AuditConfig, estimator: str | None, est_params: Mapping[str, Any]) -> str:
     """The canonical JSON that a run's id hashes (sorted keys, compact)."""
-    return json.dumps({"config": config.to_dict(), "estimator": estimator,
+    return json.dumps({"config": _keyed_config(config), "estimator": estimator,
                        "estimator_params": dict(est_params)},
                       sort_keys=True, separators=(",", ":"), default=repr)
 

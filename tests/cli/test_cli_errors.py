@@ -28,6 +28,11 @@ FAST = ["--attack-param", "iterations=2", "--num-targets", "1", "--no-progress"]
         (["--device", "tpu"], "tpu"),
         (["--defense-param", "novalue"], "novalue"),
         (["--num-targets", "99"], "99"),
+        (["--simulation", "batched"], "batched"),
+        (["--client-sampling", "uniform"], "uniform"),
+        (["--simulation", "loop", "--client-sampling", "poisson"], "client_sampling"),
+        (["--defense", "uniform-ldp", "--defense-param", "target_epsilon=8", "--simulation", "vectorised"],
+         "uniform-ldp"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
