@@ -5,7 +5,8 @@ pull requests, and PDF (fpdf2, through :func:`reports.pdf.html_to_pdf` on a simp
 Every rendering has the same sections in the same order as the JSON; the Frameworks section
 has one table per framework (clause | status | evidence), empty in a report written before
 frameworks existed; the claimed-vs-empirical ledger is :mod:`reports.ledger_render`'s (the
-audit report's template, Markdown and view), empty likewise.
+audit report's template, Markdown and view), empty likewise. A sweep's page adds its
+privacy-utility frontier after the ledger (:mod:`reports.frontier_render`, HTML only).
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def epsilon_plot_png(report: dict) -> bytes | None:
     return buf.getvalue()
 
 
-def compliance_view(report: dict, images: dict[str, dict] | None = None) -> dict:
-    """Display strings shared by the renderers; ``images``: finding id -> {png_base64, caption}."""
+def compliance_view(report: dict, images: dict[str, dict] | None = None, frontier: dict | None = None) -> dict:
+    """Display strings shared by the renderers; ``images``: finding id -> {png_base64, caption};
+    ``frontier``: :func:`reports.frontier_render.frontier_view` of a sweep (None: no such section)."""
     plot = epsilon_plot_png(report)
     return {
         "r": report,
@@ -96,6 +98,7 @@ def compliance_view(report: dict, images: dict[str, dict] | None = None) -> dict
         "ledger": ledger_view(report.get("ledger")), "ledger_title": LEDGER_TITLE, "ledger_empty": EMPTY_TEXT,
         "clause_evidence": clause_evidence,
         "framework_heading": framework_heading,
+        "frontier": frontier,
     }
 
 
@@ -146,6 +149,7 @@ img { max-width: 100%; border: 1px solid #ccc; }
 {% endfor %}
 {% if ledger %}{% include "ledger.html.j2" %}{% else %}<h2 id="ledger">{{ ledger_title }}</h2>
 <p>{{ ledger_empty }}</p>{% endif %}
+{% if frontier %}{% include "frontier.html.j2" %}{% endif %}
 <h2 id="findings">Findings by severity</h2>
 <table><tr><th>severity</th><th>finding</th><th>defense</th><th>attack</th><th>threat model</th><th>verdict</th><th>run</th></tr>
 {% for f in r.findings %}<tr><td>{{ f.severity }}</td><td>{{ f.title }}<br><code>{{ f.id }}</code></td><td>{{ f.defense }}</td><td>{{ f.attack }}</td><td>{{ f.threat_model }}</td><td>{{ f.verdict or "—" }}</td><td><code>{{ f.run }}</code></td></tr>{% endfor %}</table>
@@ -176,15 +180,16 @@ img { max-width: 100%; border: 1px solid #ccc; }
 
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
-    templates = str(Path(__file__).resolve().parent / "templates")  # ledger.html.j2, which it includes
+    templates = str(Path(__file__).resolve().parent / "templates")  # ledger.html.j2 (frontier.html.j2), which it includes
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, loader=jinja2.FileSystemLoader(templates))
     return env.from_string(_HTML)
 
 
-def compliance_html(report: dict, images: dict[str, dict] | None = None) -> str:
-    """The self-contained HTML page."""
-    return _template().render(**compliance_view(report, images))
+def compliance_html(report: dict, images: dict[str, dict] | None = None, frontier: dict | None = None) -> str:
+    """The self-contained HTML page (with a sweep's privacy-utility ``frontier`` section after
+    the ledger when given)."""
+    return _template().render(**compliance_view(report, images, frontier))
 
 
 def compliance_markdown(report: dict) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -93,3 +94,23 @@ def _compliance(run_dirs: tuple[str, ...], policy_file: str | None, command: str
     runs = [load_run(d) for d in run_dirs]
     return build_compliance(runs, policy=policy, policy_source=policy_file or "default policy (audit/compliance/policies/default.toml)",
                             command=command)
+
+
+def report_paths(arg: str, command: str) -> list[Path]:
+    """The ``report.json`` files that ``arg`` names for ``fedaudit COMMAND RUN_DIRS...``: the
+    file itself, a run directory's report, or every report below a directory of runs."""
+    path = Path(arg)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InvalidParameterError(
+            f"The 'RUN_DIRS' argument of fedaudit {command} must name run directories or report.json "
+            f"files. Got {arg!r} (no such file or directory) instead.")
+    if (path / "report.json").is_file():
+        return [path / "report.json"]
+    found = sorted(path.rglob("report.json"))
+    if not found:
+        raise InvalidParameterError(
+            f"The 'RUN_DIRS' argument of fedaudit {command} must name run directories holding the "
+            f"report.json of an audit. Got {arg!r} (no report.json in it or below it) instead.")
+    return found

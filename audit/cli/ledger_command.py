@@ -17,29 +17,11 @@ from pathlib import Path
 
 import click
 
-from audit.cli.common import _fail
+from audit.cli.common import _fail, report_paths
 from audit.core.errors import InvalidParameterError
 
 LEDGER_FORMATS = ("text", "md", "json")
 FAIL_ON = ("never", "violation", "inconclusive", "lint-error")
-
-
-def _report_paths(arg: str) -> list[Path]:
-    path = Path(arg)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise InvalidParameterError(
-            f"The 'RUN_DIRS' argument of fedaudit ledger must name run directories or report.json "
-            f"files. Got {arg!r} (no such file or directory) instead.")
-    if (path / "report.json").is_file():
-        return [path / "report.json"]
-    found = sorted(path.rglob("report.json"))
-    if not found:
-        raise InvalidParameterError(
-            f"The 'RUN_DIRS' argument of fedaudit ledger must name run directories holding the "
-            f"report.json of an audit. Got {arg!r} (no report.json in it or below it) instead.")
-    return found
 
 
 def ledger_of(run_args: tuple[str, ...]) -> list[dict]:
@@ -52,7 +34,7 @@ def ledger_of(run_args: tuple[str, ...]) -> list[dict]:
         raise InvalidParameterError(
             "The 'RUN_DIRS' argument of fedaudit ledger must name at least one run directory. "
             "Got none instead.")
-    paths = list(dict.fromkeys(p.resolve() for a in run_args for p in _report_paths(a)))
+    paths = list(dict.fromkeys(p.resolve() for a in run_args for p in report_paths(a, "ledger")))
     rows: list[dict] = []
     for path in paths:
         report = load_report(path)

@@ -19,6 +19,7 @@ from audit.cli.check_command import check_cmd
 from audit.cli.common import _fail
 from audit.cli.demo_command import demo
 from audit.cli.epsilon_command import epsilon
+from audit.cli.frontier_command import frontier_cmd
 from audit.cli.ledger_command import ledger_cmd
 from audit.cli.list_command import list_cmd
 from audit.cli.mia_command import mia_cmd
@@ -40,6 +41,7 @@ for _command in (list_cmd, audit, demo, epsilon, opacus_cmd, sweep_cmd, report_c
 cli.add_command(mia_cmd)
 cli.add_command(record_cmd)
 cli.add_command(ledger_cmd)
+cli.add_command(frontier_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,8 +6,9 @@ process), resumable, with one compliance report over all of them.
 (:mod:`audit.sweep.run_store`, which describes its layout), runs the others one after
 another in this process or on Ray (:mod:`audit.sweep.ray_backend`), each with
 :func:`audit.sweep.worker.run_one`, and writes ``OUT/compliance.{json,html}`` over all
-finished runs and ``OUT/sweep.json``. :func:`audit.sweep.status.sweep_status` tells which
-runs are done without running any.
+finished runs (with their privacy-utility frontier, ``OUT/frontier.{json,md}`` and
+``OUT/frontier_<defense>.png``: :mod:`reports.frontier_render`) and ``OUT/sweep.json``.
+:func:`audit.sweep.status.sweep_status` tells which runs are done without running any.
 """
 
 from __future__ import annotations
@@ -188,12 +189,15 @@ def run_sweep(
 
 
 def _write_compliance(out: Path, spec: SweepSpec, backend: str) -> tuple[tuple[Path, Path] | None, str | None]:
-    """``OUT/compliance.{json,html}`` over the finished runs of ``spec`` (default policy)."""
+    """``OUT/compliance.{json,html}`` over the finished runs of ``spec`` (default policy), and
+    their privacy-utility frontier (``OUT/frontier.{json,md}``, ``OUT/frontier_<defense>.png``,
+    a section of the HTML page)."""
     import shlex
 
     from audit.compliance.policy import load_policy
     from audit.compliance.compliance_report import build_compliance, load_run
     from reports.compliance_render import compliance_html
+    from reports.frontier_render import write_frontier
     from reports.io import write_json_atomic, write_text_atomic
 
     dirs = [_run_dir(out, r.id) for r in spec.runs if _finished(out, r.id)]
@@ -207,7 +211,8 @@ def _write_compliance(out: Path, spec: SweepSpec, backend: str) -> tuple[tuple[P
     images = {f["id"]: f["images"] for r in runs for f in r["report"]["findings"] if f.get("images")}
     json_path, html_path = out / "compliance.json", out / "compliance.html"
     write_json_atomic(json_path, report)
-    write_text_atomic(html_path, compliance_html(report, images))
+    frontier = write_frontier(out, [r["report"] for r in runs], runs=[f"{RUNS_DIR}/{d.name}" for d in dirs])
+    write_text_atomic(html_path, compliance_html(report, images, frontier))
     return (json_path, html_path), report["verdict"]["status"]
 
 

@@ -17,73 +17,32 @@ ignored). The result is a segmentation :class:`~audit.data.dataset.ImageDataset`
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from audit.data.loaders.image_folder import IMAGE_SUFFIXES, _directory, _read_image
 from audit.core.errors import InvalidParameterError
 from audit.core.validation import check_interval
+from audit.data.loaders.image_folder import IMAGE_SUFFIXES, _directory, read_image_sized, subfolder
+from audit.data.loaders.segmentation_masks import read_mask, segmentation_dataset
 
 _NAME = "document-folder"
-
-
-def _subfolder(root: Path, name: str, what: str) -> Path:
-    sub = root / name
-    if not sub.is_dir():
-        raise InvalidParameterError(
-            f"The 'path' parameter of dataset {_NAME!r} must hold a {name}/ folder with {what}. "
-            f"Got {str(root)!r} ({str(sub)!r} is missing) instead.")
-    return sub
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidParameterError(
-            f"Image file {str(path)!r} is unreadable or corrupt ({type(exc).__name__}).") from None
 
 
 def _read_mask(path: Path, image: Path, image_size: tuple[int, int], size: int, what: str) -> np.ndarray:
     if not path.is_file():
         raise InvalidParameterError(
             f"Image file {str(image)!r} has no {what} mask: expected {str(path)!r}.")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.size != image_size:
-                raise InvalidParameterError(
-                    f"The {what} mask {str(path)!r} is {im.size[0]}x{im.size[1]} pixels but its image "
-                    f"{str(image)!r} is {image_size[0]}x{image_size[1]}; they must have the same size.")
-            if im.mode in ("1", "L", "P", "I", "I;16", "F"):
-                arr = np.asarray(im) != 0
-            else:
-                arr = np.asarray(im.convert("RGB")).any(axis=2)
-    except InvalidParameterError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidParameterError(
-            f"Mask file {str(path)!r} is unreadable or corrupt ({type(exc).__name__}).") from None
-    w, h = image_size
-    s = min(w, h)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    crop = Image.fromarray(arr[y0: y0 + s, x0: x0 + s].astype(np.uint8) * 255)
-    return np.asarray(crop.resize((size, size), Image.Resampling.NEAREST)) > 0
+    return read_mask(path, f"file {str(path)!r}", f"{str(image)!r}", image_size, size, what)
 
 
 def document_folder(*, path=None, size: int = 64, limit: int | None = None):
     """Local document images + tamper masks (+ optional PSI masks) for tamper segmentation."""
-    from audit.data.dataset import from_arrays
-
     root = _directory(path, _NAME)
     size = check_interval("size", f"dataset {_NAME!r}", size, kind=int, low=8, high=1024)
-    images_dir = _subfolder(root, "images", "the document images")
-    masks_dir = _subfolder(root, "masks", "a <stem>.png tamper mask per image")
+    images_dir = subfolder(root, "images", _NAME, "the document images")
+    masks_dir = subfolder(root, "masks", _NAME, "a <stem>.png tamper mask per image")
     psi_dir = root / "psi" if (root / "psi").is_dir() else None
     files = sorted(f for f in images_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -101,14 +60,12 @@ def document_folder(*, path=None, size: int = 64, limit: int | None = None):
         files = files[: check_interval("limit", f"dataset {_NAME!r}", limit, kind=int, low=1)]
     images, tamper, psi = [], [], []
     for f in files:
-        shape = _image_size(f)
-        images.append(_read_image(f, size))
+        image, shape = read_image_sized(f, size)
+        images.append(image)
         tamper.append(_read_mask(masks_dir / f"{f.stem}.png", f, shape, size, "tamper"))
         if psi_dir is not None:
             psi.append(_read_mask(psi_dir / f"{f.stem}.png", f, shape, size, "PSI"))
-    ds = from_arrays(_NAME, np.stack(images), np.stack(tamper).astype(np.int64), 2,
-                     f"local document folder {root}", None)
-    return dataclasses.replace(
-        ds, task="segmentation",
+    return segmentation_dataset(
+        _NAME, images, tamper, 2, f"local document folder {root}",
         psi_masks=None if psi_dir is None else torch.from_numpy(np.stack(psi)),
         groups=torch.zeros(len(files), dtype=torch.long))

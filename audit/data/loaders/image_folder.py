@@ -31,6 +31,19 @@ def _directory(path, name: str) -> Path:
     return p
 
 
+def subfolder(root: Path, name: str, dataset: str, what: str) -> Path:
+    """The folder ``name`` of ``root`` (an exact match first, else one matched
+    case-insensitively) holding ``what`` for ``dataset``, or an error naming it."""
+    if (root / name).is_dir():
+        return root / name
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and d.name.lower() == name.lower():
+            return d
+    raise InvalidParameterError(
+        f"The 'path' parameter of dataset {dataset!r} must hold a {name}/ folder with {what}. "
+        f"Got {str(root)!r} ({str(root / name)!r} is missing) instead.")
+
+
 def square_image(im: Image.Image, size: int) -> np.ndarray:
     """``im`` as RGB, centre-cropped to a square, resized bicubically to ``size`` px: (H, W, 3) in [0, 1]."""
     im = im.convert("RGB")
@@ -41,12 +54,19 @@ def square_image(im: Image.Image, size: int) -> np.ndarray:
     return np.asarray(im, dtype=np.float64) / 255.0
 
 
-def _read_image(path: Path, size: int) -> np.ndarray:
+def read_image_sized(source, size: int, shown: str | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(square_image(...), (width, height))`` of the image at ``source`` (a path or a binary
+    file object); an unreadable one is an error naming ``shown`` (default: the file's path)."""
     try:
-        with Image.open(path) as im:
-            return square_image(im, size)
+        with Image.open(source) as im:
+            return square_image(im, size), im.size
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidParameterError(f"Image file {str(path)!r} is unreadable or corrupt ({type(exc).__name__}).") from None
+        what = shown if shown is not None else f"Image file {str(source)!r}"
+        raise InvalidParameterError(f"{what} is unreadable or corrupt ({type(exc).__name__}).") from None
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    return read_image_sized(path, size)[0]
 
 
 def image_folder(*, path=None, size: int = 32, limit: int | None = None):
