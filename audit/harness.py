@@ -43,6 +43,7 @@ from audit.metrics.scoring import (
     update_recovery_summaries,
 )
 from audit.fl.simulation import ClientData, Transcript, local_update
+from audit.fl.held_out_utility import held_out_utility
 from audit.fl.vectorised_clients import simulate
 from audit.metrics.text_scoring import score_text
 from audit.core.updates import LocalTraining
@@ -74,6 +75,8 @@ class PreparedRun:
     unused: list[int] | None = None  # the items no client holds, in order
     #: how the federation was simulated (:meth:`~audit.fl.vectorised_clients.SimulationResult.describe`)
     simulation: dict[str, Any] | None = None
+    #: the final model on held-out items (:func:`~audit.fl.held_out_utility.held_out_utility`)
+    utility: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,11 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         training=client_training(config, defense), keep_observations=True, progress=progress,
     )
     claim = defense.claim(schedule)  # after the run: a defense may set budgets from data
+    public_n = 0 if public is None else len(public)
+    utility = held_out_utility(model, dataset, unused[public_n:], device=device)
     return PreparedRun(
         config, dataset, model, defense, schedule, claim, threat_model, clients, sim.transcript,
-        time.perf_counter() - start, sim.training, unused, sim.describe(),
+        time.perf_counter() - start, sim.training, unused, sim.describe(), utility,
     )
 
 
@@ -334,6 +339,7 @@ def attack_run(
             **({"simulation": run.simulation} if run.simulation else {}),
         },
         "metrics": metrics,
+        **({"utility": dict(run.utility)} if run.utility else {}),
         "images": images,
         **({"text_samples": samples} if samples else {}),
         "runtime_s": time.perf_counter() - start + run.runtime_s,

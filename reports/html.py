@@ -310,7 +310,8 @@ def finding_view(finding: dict, index: int) -> dict:
         if isinstance(setting.get(key), (int, float))] + (
         [("local training", format_value(setting["local_training"]))] if setting.get("local_training") else []) + (
         [("simulation", "{path}: {reason}; {sampling} client sampling".format(**setting["simulation"]))]
-        if setting.get("simulation") else [])
+        if setting.get("simulation") else []) + [
+        (f"held-out {k.replace('_', ' ')}", f"{v:.3f}") for k, v in (finding.get("utility") or {}).items()]
     images = finding["images"]
     from reports.exposure_render import exposure_view  # it builds on this module's helpers
 

@@ -191,6 +191,10 @@ def _check_finding(f: Any, path: str) -> None:
         _options(_key(sim, mpath, "sampling"), _join(mpath, "sampling"), ("fixed", "poisson"))
         if "observations_kept" in sim:
             _bool(sim["observations_kept"], _join(mpath, "observations_kept"))
+    if "utility" in f:  # optional: the final model on held-out items
+        upath = _join(path, "utility")
+        for name, value in _dict(f["utility"], upath).items():
+            _float(value, _join(upath, str(name)))
     metrics = get("metrics")
     if not isinstance(metrics, list):
         raise _fail(_join(path, "metrics"), "a list of metric objects", metrics)
