@@ -22,6 +22,10 @@ Choices of this project:
   every character outside ``[a-z0-9]`` by a space** (punctuation, and also non-ASCII letters
   such as ``ü`` or ``é``, which split a word), so ROUGE compares ASCII alphanumeric words only:
   ``"Call Bob at 555-1234."`` is ``call bob at 555 1234``. A text with no such word scores 0.
+* :func:`next_token_accuracy` scores a *model*, not an attack: the top-1 next-token accuracy
+  over the scored positions of :class:`ByteTokenizer` targets (label not ``-100``; the
+  ``<eos>`` target counts, padding does not), pooled over all tokens of all items (not a mean
+  of per-item accuracies); a tie in the logits goes to the lowest id (``argmax``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections.abc import Sequence
 import torch
 
 from audit.core.errors import invalid
-from audit.models.text_lm import ByteTokenizer
+from audit.models.text_lm import IGNORE_INDEX, ByteTokenizer
 
 #: ids >= this are special (``<pad>``, ``<bos>``, ``<eos>``) in :class:`ByteTokenizer`
 FIRST_SPECIAL = 256
@@ -87,3 +91,22 @@ def rouge_scores(recovered_text: str, truth_text: str) -> dict[str, float]:
             raise invalid(name, "rouge_scores", "a str", value)
     scores = _scorer().score(truth_text, recovered_text)  # score(target, prediction)
     return {k: float(scores[k].fmeasure) for k in ROUGE_TYPES}
+
+
+def next_token_accuracy(logits: torch.Tensor, targets: torch.Tensor, *, class_dim: int = 1) -> float:
+    """Top-1 accuracy of ``logits`` over the positions of ``targets`` that are not ``-100``,
+    pooled over all items; ``class_dim`` is the vocabulary axis (1: :class:`CausalLM`'s
+    (N, V, T) logits against (N, T) targets). NaN when no position is scored."""
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise invalid("logits", "next_token_accuracy", "a torch.Tensor (with targets a torch.Tensor)",
+                      type(logits).__name__)
+    predicted = logits.argmax(dim=class_dim)
+    if predicted.shape != targets.shape:
+        raise invalid("targets", "next_token_accuracy",
+                      f"a tensor of shape {tuple(predicted.shape)} (the logits without dim {class_dim})",
+                      tuple(targets.shape))
+    scored = targets != IGNORE_INDEX
+    count = int(scored.sum())
+    if count == 0:
+        return float("nan")
+    return int(((predicted == targets) & scored).sum()) / count

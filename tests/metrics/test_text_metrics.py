@@ -3,6 +3,8 @@ precision/recall, ROUGE-1/2/L F-measures (rouge-score's tokenizer), decoding."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -63,3 +65,19 @@ def test_decode_tokens_skips_specials():
     assert decode_tokens([BOS, 72, 105, EOS, PAD, PAD]) == "Hi"
     assert decode_tokens(torch.tensor([BOS, 72, 105, -100])) == "Hi"
     assert decode_tokens([BOS, *"Grüße".encode()]) == "Grüße"
+
+
+def test_next_token_accuracy_pools_the_scored_positions():
+    from audit.metrics.text import next_token_accuracy
+
+    # 2 items, vocab 3, 3 positions; logits (N, V, T) whose argmax is given per position
+    predicted = torch.tensor([[0, 1, 2], [2, 2, 0]])
+    logits = torch.nn.functional.one_hot(predicted, 3).float().transpose(1, 2)  # (2, 3, 3)
+    targets = torch.tensor([[0, 2, -100], [2, -100, -100]])
+    # scored: (0,0) hit, (0,1) miss, (1,0) hit -> 2 of 3 pooled (a mean per item would be 3/4)
+    assert next_token_accuracy(logits, targets) == pytest.approx(2 / 3)
+    assert next_token_accuracy(logits.transpose(1, 2), targets, class_dim=2) == pytest.approx(2 / 3)
+    assert next_token_accuracy(torch.zeros(1, 3, 2), torch.tensor([[1, 0]])) == 0.5  # ties -> id 0
+    assert math.isnan(next_token_accuracy(logits, torch.full((2, 3), -100)))  # nothing scored
+    with pytest.raises(InvalidParameterError, match="targets"):
+        next_token_accuracy(logits, targets[:, :2])
