@@ -58,10 +58,6 @@ TRAIN, HELD_OUT = 512, 128
 LENGTH = 64
 
 
-def _fmt(values, scale: float = 1.0, digits: int = 1) -> str:
-    return fmt_interval(values, digits=digits, scale=scale)
-
-
 def _model(ds, args, device):
     from audit.models.registry import create_model
 
@@ -265,14 +261,14 @@ def report(per_seed: list[dict], args) -> None:
         comp = f"{np.mean(row['compression']):.1f}x" if "compression" in row else "-"
         same = method in ("base", "fedavg")
         print(f"{method:<11} {'-' if eps is None else f'{eps:g}':>3} {'-' if ratio is None else ratio:>5} {comp:>6} "
-              f"{_fmt(acc, pp):>21} {('-' if method == 'fedavg' else _fmt(loss, pp)):>21} "
-              f"{('-' if method == 'fedavg' else _fmt(rel, pp)):>21} {('-' if same else _fmt(kept, pp, 0)):>11} "
+              f"{fmt_interval(acc, 1, pp):>21} {('-' if method == 'fedavg' else fmt_interval(loss, 1, pp)):>21} "
+              f"{('-' if method == 'fedavg' else fmt_interval(rel, 1, pp)):>21} {('-' if same else fmt_interval(kept, 0, pp)):>11} "
               + " ".join(f"{c:>10}" for c in cells)
               + (f" {np.mean(row['code norm']):>9.3g} {np.mean(row['clipped']):>7.0%}" if "code norm" in row else ""))
     gain = [(a - c) * pp for a, c in zip(ref, base)]
     g, glo, _ = _interval(gain)
     judgeable = g >= args.min_gain and (math.isnan(glo) or glo > 0)
-    print(f"\nFedAvg's gain over the pre-trained base: {_fmt(gain, 1.0, 2)} pp "
+    print(f"\nFedAvg's gain over the pre-trained base: {fmt_interval(gain, 2)} pp "
           f"({'judgeable' if judgeable else 'NOT judgeable'}: needs >= {args.min_gain:g} pp with an interval above 0)")
     print(f"Verdict on 'competitive accuracy' (holds: loss vs FedAvg <= {args.margin:g} pp at the upper bound; "
           f"fails: lower bound > {args.margin:g} pp):")
