@@ -8,6 +8,7 @@ from __future__ import annotations
 from attacks.analytic_fc import AnalyticFC
 from attacks.autoencoder_reconstruction import AutoencoderReconstruction
 from attacks.dlg import DLG, IDLG
+from attacks.imprint import Imprint
 from attacks.inverting_gradients import InvertingGradients
 from attacks.label_recovery import LabelCountRecovery
 from attacks.lira import LiRA
@@ -17,6 +18,7 @@ from attacks.rmia import RMIA
 from attacks.snr_weighted_inverting_gradients import SNRWeightedInvertingGradients
 from attacks.tag import TAG
 from attacks.token_set_leakage import TokenSetLeakage
+from attacks.trap_weights import TrapWeights
 from attacks.update_membership import UpdateMembership
 from audit.core.registry import Registry
 from audit.core.validation import strict_factory
@@ -38,3 +40,5 @@ def register(registry: Registry) -> None:
     registry.register("token-set", strict_factory(TokenSetLeakage), summary="the batch's token set from the embedding (or embedding-LoRA) update rows")
     registry.register("proxy-extraction", strict_factory(ProxyExtraction), summary="a client or coalition pools the FedQSN proxies it received over rounds into an estimate of the global model (optionally fine-tuned on its data)")
     registry.register("update-mia", strict_factory(UpdateMembership), summary="update-based membership: candidate gradient vs one client's observed update")
+    registry.register("imprint", Imprint.from_params, summary="malicious server's imprint/binning module (Fowl et al. 2022, Robbing the Fed): exact recovery from large batches and aggregates")
+    registry.register("trap-weights", TrapWeights.from_params, summary="malicious server's trap weights in the first FC layer (Boenisch et al. 2023): units fired by one example give it exactly")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from audit.core.attack import ATTACKS, Attack, AttackView
+from audit.core.attack import ATTACKS, Attack, AttackView, CraftingContext, LabelledData, ModelCraftingAttack
 from audit.core.claims import PrivacyClaim
 from audit.core.config import AuditConfig
 from audit.data.client_partition import partition
@@ -51,7 +51,7 @@ from audit.core.user_code import is_user_spec
 from audit.fl.local_steps import check_loss
 from audit.models.shape_check import check_model_fits
 from audit.models.weights import load_weights
-from audit.core.threat_model import Knowledge, ObservationPoint, ThreatModel, create_threat_model
+from audit.core.threat_model import Adversary, Knowledge, ObservationPoint, ThreatModel, create_threat_model
 from reports.images import image_grid_png, png_base64
 
 MAX_GRID_IMAGES = 16
@@ -93,12 +93,49 @@ class Target:
     round: int = 0
 
 
+#: at most this many public items are handed to a malicious server crafting its model
+MAX_CRAFTING_PUBLIC = 1024
+
+
 def validate(config: AuditConfig) -> None:
     """Check every name and parameter before any computation (cheap constructors only)."""
     defense = DEFENSES.create(config.defense, **config.defense_params)
-    ATTACKS.create(config.attack, **config.attack_params)
-    create_threat_model(config.threat_model) if config.threat_model else None
+    attack = ATTACKS.create(config.attack, **config.attack_params)
+    threat_model = run_threat_model(config, defense, attack)
+    malicious = threat_model.adversary is Adversary.MALICIOUS_SERVER
+    if malicious != isinstance(attack, ModelCraftingAttack):
+        raise InvalidParameterError(
+            f"The 'threat_model' parameter must be a malicious server's exactly when the attack "
+            f"crafts the broadcast model (imprint, trap-weights: threat models malicious-server, "
+            f"malicious-server-secagg). Got {threat_model.name!r} with attack {attack.name!r} instead.")
+    if malicious and type(defense).trainable is not Defense.trainable:
+        raise InvalidParameterError(
+            f"The 'defense' parameter must let clients train every parameter of the model a "
+            f"malicious server crafts; {defense.name!r} trains only some. Got {defense.name!r} "
+            f"with attack {attack.name!r} instead.")
     client_training(config, defense)
+
+
+def run_threat_model(config: AuditConfig, defense: Defense, attack: Attack | None = None) -> ThreatModel:
+    """The audit's adversary: the one named, else the attack's own (a malicious server's
+    attack), else the defense's."""
+    default = getattr(attack, "default_threat_model", None)
+    if not isinstance(attack, ModelCraftingAttack):
+        default = None
+    return create_threat_model(config.threat_model or default or defense.default_threat_model)
+
+
+def crafted_model(config: AuditConfig, attack: Attack, model: nn.Module, dataset: ImageDataset,
+                  unused: list[int]) -> nn.Module:
+    """The model a malicious server broadcasts instead of ``model``: the attack's crafting,
+    given the data domain, the batch size and up to :data:`MAX_CRAFTING_PUBLIC` of the items
+    no client holds (its public data)."""
+    assert isinstance(attack, ModelCraftingAttack)
+    idx = torch.as_tensor(unused[:MAX_CRAFTING_PUBLIC], dtype=torch.long)
+    public = LabelledData(dataset.images[idx], dataset.labels[idx]) if len(idx) else None
+    context = CraftingContext(tuple(dataset.input_shape), dataset.num_classes, config.batch_size, public)
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + 7)
+    return attack.craft(model, context=context, generator=generator)
 
 
 def client_training(config: AuditConfig, defense: Defense) -> LocalTraining | None:
@@ -119,7 +156,8 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
     dataset = create_dataset(config.dataset, **config.dataset_params)
     held, unused = client_items(config, dataset)
     defense = DEFENSES.create(config.defense, **config.defense_params)
-    threat_model = create_threat_model(config.threat_model or defense.default_threat_model)
+    attack = ATTACKS.create(config.attack, **config.attack_params)
+    threat_model = run_threat_model(config, defense, attack)
     model = create_model(
         config.model,
         input_shape=dataset.input_shape,
@@ -136,6 +174,8 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
     if config.pretrain_steps:
         rest = unused or list(range(len(dataset)))
         pretrain(model, dataset.subset(rest), steps=config.pretrain_steps, seed=config.seed)
+    if threat_model.adversary is Adversary.MALICIOUS_SERVER:
+        model = crafted_model(config, attack, model, dataset, unused)
     clients = [_client_data(dataset, items) for items in held]
     schedule = FederationSchedule(
         num_clients=config.num_targets,
@@ -276,9 +316,14 @@ def attack_run(
     cfg = run.config
     recon, truth, psi, accs, updates, texts = [], [], [], [], [], []
     todo = targets(run)
-    for i, target in enumerate(tqdm(todo, desc=f"{attack.name} targets", disable=not progress)):
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
-        result = attack.run(target.view, generator=gen, device=device, progress=progress)
+    gens = [torch.Generator().manual_seed(cfg.seed * 1_000_003 + i) for i in range(len(todo))]
+    if type(attack).run_targets is Attack.run_targets:  # one by one, with a bar over targets
+        results = [attack.run(t.view, generator=g, device=device, progress=progress)
+                   for t, g in zip(tqdm(todo, desc=f"{attack.name} targets", disable=not progress), gens)]
+    else:
+        results = attack.run_targets([t.view for t in todo], generators=gens, device=device,
+                                     progress=progress)
+    for target, result in zip(todo, results):
         if result.gradient is not None:
             updates.append(gradient_recovery_metrics(result.gradient, raw_update(run, target)))
         if result.tokens is not None:

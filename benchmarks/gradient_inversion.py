@@ -13,7 +13,15 @@ images (one per source image), batch 1:
 * the wall-clock ratio of 4 sequential Inverting-Gradients runs to R = 4 restarts batched
   as one optimisation.
 
-Usage: ``python3 benchmarks/gradient_inversion.py [--threads 1] [--device auto] [--quick]``
+Issue 25's figures (``--section engine``, also run by default): Inverting Gradients on a
+ConvNet of width 32 with BatchNorm, 32x32 natural images, batch 1, ``--ig-iterations``
+iterations, beside breaching 0.1.2's stock ``invertinggradients`` configuration on the same
+images, model and observation (:mod:`breaching_comparison`), and the engine's
+restart-iterations per CPU-second with 8 targets batched vs one at a time
+(:mod:`inversion_engine`).
+
+Usage: ``python3 benchmarks/gradient_inversion.py [--threads 1] [--device auto] [--quick]
+[--section all|foundation|engine]``
 (``--quick``: 10x fewer iterations, for a smoke run; its figures are not the issue's).
 """
 
@@ -54,12 +62,25 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--ig-iterations", type=int, default=2000)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--section", choices=("all", "foundation", "engine"), default="all")
     args = ap.parse_args()
     threads = set_threads(args.threads)
     device = resolve_device(args.device)
     k = 10 if args.quick else 1
     ig_iters = max(args.ig_iterations // k, 1)
     print(f"device: {describe_device(device)}; torch threads: {threads}; torch {torch.__version__}")
+    if args.section in ("all", "foundation"):
+        foundation(device, ig_iters, k)
+    if args.section in ("all", "engine"):
+        from breaching_comparison import compare
+        from inversion_engine import engine_rates
+
+        compare(ig_iters, device)
+        engine_rates(device, iterations=max(60 // k, 2), restarts=2, compile_too=not args.quick)
+
+
+def foundation(device, ig_iters: int, k: int) -> None:
+    """The foundation issue's figures."""
 
     def audit(**kw) -> dict:
         return run_audit(AuditConfig(**kw), device=device, lpips_scorer=None)

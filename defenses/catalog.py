@@ -15,6 +15,10 @@ from defenses.fedqsn import FedQSN
 from defenses.fedre import FedRE
 from defenses.ffa_lora import FFALoRA
 from defenses.flower_builtin import flower_dp_client_clipping, flower_dp_server_clipping, flower_local_dp
+from defenses.gradient_pruning import GradientPruning
+from defenses.qsgd import QSGD
+from defenses.sign_sgd import SignSGD
+from defenses.top_k import TopK
 from defenses.uniform_ldp import UniformLDP
 
 
@@ -33,3 +37,7 @@ def register(registry: Registry) -> None:
     registry.register("flower-dp-server-clipping", flower_dp_server_clipping, summary="Flower's central DP wrapper with server-side fixed clipping (needs the [flower] extra)")
     registry.register("flower-local-dp", flower_local_dp, summary="FedAvg with Flower's LocalDpMod on every client (needs the [flower] extra)")
     registry.register("uniform-ldp", UniformLDP.from_params, summary="layer-wise local DP, budget even over layers (FedRE's baseline)")
+    registry.register("top-k-sparsification", TopK.from_params, summary="top-k sparsification: each client sends its k largest-magnitude update entries; no DP claim")
+    registry.register("gradient-pruning", GradientPruning.from_params, summary="gradient pruning (Zhu et al. 2019's defense): smallest-magnitude share of each update zeroed; no DP claim")
+    registry.register("qsgd", QSGD.from_params, summary="QSGD (Alistarh et al. 2017): unbiased stochastic quantisation to 2^bits-1 levels per bucket norm; no DP claim")
+    registry.register("signsgd", SignSGD.from_params, summary="signSGD with majority vote (Bernstein et al. 2018): clients send signs, server a scaled vote; no DP claim")

@@ -152,5 +152,41 @@ class Attack(ABC):
     ) -> AttackResult:
         """Attack one target."""
 
+    def run_targets(self, views: list, *, generators: list[torch.Generator], device: torch.device,
+                    progress: bool = False) -> list[AttackResult]:
+        """Attack several targets, ``generators[i]`` for ``views[i]``: by default one
+        :meth:`run` each; an attack that can batch targets (one optimisation over many
+        clients' updates) overrides it, with the same results as one by one."""
+        return [self.run(v, generator=g, device=device, progress=progress)
+                for v, g in zip(views, generators)]
+
+
+@dataclass(frozen=True)
+class CraftingContext:
+    """What a malicious server knows when it crafts the model it broadcasts: the data
+    domain, the clients' batch size and, when it holds one, a public split of the data
+    (population data disjoint from the clients')."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    batch_size: int
+    public: LabelledData | None = None
+
+
+class ModelCraftingAttack(Attack):
+    """An attack by a malicious server (threat models of adversary
+    :attr:`~audit.core.threat_model.Adversary.MALICIOUS_SERVER`): before the attacked round
+    it replaces the broadcast model by :meth:`craft`'s, then reads the clients' updates of
+    that model. Whatever the recovery needs is in the crafted model itself (its modules and
+    weights), so :meth:`~Attack.run` finds it in ``view.model``."""
+
+    default_threat_model = "malicious-server"
+
+    @abstractmethod
+    def craft(self, model: nn.Module, *, context: CraftingContext,
+              generator: torch.Generator) -> nn.Module:
+        """The model to broadcast instead of ``model`` (which may be modified in place and
+        returned, or wrapped). Every parameter of the result is trained by the clients."""
+
 
 ATTACKS: Registry[Attack] = Registry("attack", group="fedaudit.attacks", kind=Attack)

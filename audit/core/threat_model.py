@@ -19,6 +19,7 @@ class Adversary(str, Enum):
     """Who attacks."""
 
     SERVER = "honest-but-curious server"
+    MALICIOUS_SERVER = "malicious server (it may modify the model it broadcasts)"
     EAVESDROPPER = "eavesdropper on the client-server link"
     CLIENT = "participating client"
     ANALYST = "analyst of the released model"

@@ -101,7 +101,33 @@ def register(registry: Registry) -> None:
         ),
         summary="honest-but-curious server with population data (update-based membership)",
     )
-
+    registry.register(
+        "malicious-server",
+        lambda: ThreatModel(
+            "malicious-server",
+            Adversary.MALICIOUS_SERVER,
+            ObservationPoint.CLIENT_UPDATE,
+            _SERVER | {Knowledge.POPULATION_DATA},
+            "The server departs from the protocol: before the attacked round it broadcasts a "
+            "model of its own making (e.g. an imprint module in front, or trap weights in the "
+            "first layer; Fowl et al. 2022, Boenisch et al. 2023) and reads each client's "
+            "observation of it. It holds public data from the same distribution.",
+        ),
+        summary="malicious server that crafts the broadcast model and sees each client's observation",
+    )
+    registry.register(
+        "malicious-server-secagg",
+        lambda: ThreatModel(
+            "malicious-server-secagg",
+            Adversary.MALICIOUS_SERVER,
+            ObservationPoint.AGGREGATE,
+            _SERVER | {Knowledge.POPULATION_DATA},
+            "As malicious-server, under secure aggregation: the server still crafts the "
+            "broadcast model but sees only the aggregate of the round's clients (what secure "
+            "aggregation alone leaves it).",
+        ),
+        summary="malicious server under secure aggregation: crafts the model, sees only the aggregate",
+    )
 
     registry.register(
         "proxy-client",

@@ -39,20 +39,28 @@ def _act(name: str, owner: str) -> nn.Module:
     return ACTIVATIONS[check_options("activation", owner, name, ACTIVATIONS)]()
 
 
-def convnet(*, input_shape, num_classes, channel_mean, channel_std, width: int = 16, activation: str = "elu") -> nn.Module:
-    """Small ConvNet: 3 convolutions (two of stride 2) and a linear head; ``width`` channels."""
+#: the ConvNet's normalisation after each convolution
+CONVNET_NORMS = ("none", "batch")
+
+
+def convnet(*, input_shape, num_classes, channel_mean, channel_std, width: int = 16, activation: str = "elu",
+            norm: str = "none") -> nn.Module:
+    """Small ConvNet: 3 convolutions (two of stride 2) and a linear head; ``width`` channels;
+    ``norm="batch"`` puts a BatchNorm after each convolution (``norm1``..``norm3``, before
+    the activation; breaching's ConvNet cases have one too)."""
     w = check_interval("width", "convnet", width, kind=int, low=1, high=512)
+    norm = check_options("norm", "convnet", norm, CONVNET_NORMS)
     c, h, wd = input_shape
     side = lambda n: math.ceil(math.ceil(n / 2) / 2)  # noqa: E731
-    return nn.Sequential(
-        dict_of(
-            standardize=Standardize(channel_mean, channel_std),
-            conv1=nn.Conv2d(c, w, 3, padding=1), act1=_act(activation, "convnet"),
-            conv2=nn.Conv2d(w, w, 3, stride=2, padding=1), act2=_act(activation, "convnet"),
-            conv3=nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), act3=_act(activation, "convnet"),
-            flatten=nn.Flatten(), fc=nn.Linear(2 * w * side(h) * side(wd), num_classes),
-        )
-    )
+    layers: dict[str, nn.Module] = {"standardize": Standardize(channel_mean, channel_std)}
+    for i, (cin, cout, stride) in enumerate([(c, w, 1), (w, w, 2), (w, 2 * w, 2)], start=1):
+        layers[f"conv{i}"] = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+        if norm == "batch":
+            layers[f"norm{i}"] = nn.BatchNorm2d(cout)
+        layers[f"act{i}"] = _act(activation, "convnet")
+    layers["flatten"] = nn.Flatten()
+    layers["fc"] = nn.Linear(2 * w * side(h) * side(wd), num_classes)
+    return nn.Sequential(dict_of(**layers))
 
 
 def mlp(*, input_shape, num_classes, channel_mean, channel_std, hidden: int = 256, activation: str = "relu") -> nn.Module:
