@@ -93,8 +93,8 @@ class Target:
     round: int = 0
 
 
-#: at most this many public items are handed to a malicious server crafting its model
-MAX_CRAFTING_PUBLIC = 1024
+#: at most this many public items are handed to an adversary holding population data
+MAX_POPULATION = 1024
 
 
 def validate(config: AuditConfig) -> None:
@@ -120,20 +120,24 @@ def run_threat_model(config: AuditConfig, defense: Defense, attack: Attack | Non
     """The audit's adversary: the one named, else the attack's own (a malicious server's
     attack), else the defense's."""
     default = getattr(attack, "default_threat_model", None)
-    if not isinstance(attack, ModelCraftingAttack):
-        default = None
     return create_threat_model(config.threat_model or default or defense.default_threat_model)
+
+
+def population(dataset: ImageDataset, unused: list[int] | None) -> LabelledData | None:
+    """The adversary's population data: up to :data:`MAX_POPULATION` of the items no
+    client holds (None when every item is a client's)."""
+    idx = torch.as_tensor((unused or [])[:MAX_POPULATION], dtype=torch.long)
+    return LabelledData(dataset.images[idx], dataset.labels[idx]) if len(idx) else None
 
 
 def crafted_model(config: AuditConfig, attack: Attack, model: nn.Module, dataset: ImageDataset,
                   unused: list[int]) -> nn.Module:
     """The model a malicious server broadcasts instead of ``model``: the attack's crafting,
-    given the data domain, the batch size and up to :data:`MAX_CRAFTING_PUBLIC` of the items
+    given the data domain, the batch size and up to :data:`MAX_POPULATION` of the items
     no client holds (its public data)."""
     assert isinstance(attack, ModelCraftingAttack)
-    idx = torch.as_tensor(unused[:MAX_CRAFTING_PUBLIC], dtype=torch.long)
-    public = LabelledData(dataset.images[idx], dataset.labels[idx]) if len(idx) else None
-    context = CraftingContext(tuple(dataset.input_shape), dataset.num_classes, config.batch_size, public)
+    context = CraftingContext(tuple(dataset.input_shape), dataset.num_classes, config.batch_size,
+                              population(dataset, unused))
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + 7)
     return attack.craft(model, context=context, generator=generator)
 
@@ -267,6 +271,7 @@ def targets(run: PreparedRun, *, attacked_round: int | None = None) -> list[Targ
             p.copy_(record.broadcast[n])
 
     server_state = run.defense.server_state() if tm.knows_(Knowledge.SERVER_STATE) else None
+    public = population(run.dataset, run.unused) if tm.knows_(Knowledge.POPULATION_DATA) else None
 
     def view(update, images, labels, psi=None, clients=()) -> Target:
         v = AttackView(
@@ -280,6 +285,7 @@ def targets(run: PreparedRun, *, attacked_round: int | None = None) -> list[Targ
             defense_params=run.defense.public_state(),
             labels=labels.clone() if tm.knows_(Knowledge.LABELS) else None,
             server_state=server_state,
+            public=public,
         )
         return Target(v, images.cpu(), labels.cpu(), None if psi is None else psi.cpu(),
                       tuple(clients), attacked_round)

@@ -38,10 +38,16 @@ class AttackView:
     #: the defense's server-private state (e.g. DR-Encoder's decoder), only for an adversary
     #: that is the server (:class:`~audit.core.threat_model.Knowledge` ``SERVER_STATE``)
     server_state: dict[str, Any] | None = None
+    #: population data from the same distribution, disjoint from every client's (the items
+    #: no client holds), only for an adversary that holds it (``POPULATION_DATA``): e.g. to
+    #: train an image prior
+    public: "LabelledData | None" = None
 
     def __post_init__(self) -> None:
         if self.labels is not None and not self.threat_model.knows_(Knowledge.LABELS):
             raise ValueError("labels given to an adversary that does not know them")
+        if self.public is not None and not self.threat_model.knows_(Knowledge.POPULATION_DATA):
+            raise ValueError("population data given to an adversary that does not hold it")
         if self.server_state is not None and not self.threat_model.knows_(Knowledge.SERVER_STATE):
             raise ValueError("the server's private state given to an adversary that is not the server")
 
