@@ -22,10 +22,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from audit.core.attack import ATTACKS, Attack, AttackView, CraftingContext, LabelledData, ModelCraftingAttack
+from audit.core.attack import ATTACKS, Attack, AttackView, CraftingContext, ModelCraftingAttack
 from audit.core.claims import PrivacyClaim
 from audit.core.config import AuditConfig
-from audit.data.client_partition import partition
+from audit.data.client_items import client_data, client_items, population, public_split
 from audit.data.dataset import ImageDataset
 from audit.data.registry import create_dataset
 from audit.core.defense import DEFENSES, Defense, FederationSchedule
@@ -93,10 +93,6 @@ class Target:
     round: int = 0
 
 
-#: at most this many public items are handed to an adversary holding population data
-MAX_POPULATION = 1024
-
-
 def validate(config: AuditConfig) -> None:
     """Check every name and parameter before any computation (cheap constructors only)."""
     defense = DEFENSES.create(config.defense, **config.defense_params)
@@ -123,17 +119,10 @@ def run_threat_model(config: AuditConfig, defense: Defense, attack: Attack | Non
     return create_threat_model(config.threat_model or default or defense.default_threat_model)
 
 
-def population(dataset: ImageDataset, unused: list[int] | None) -> LabelledData | None:
-    """The adversary's population data: up to :data:`MAX_POPULATION` of the items no
-    client holds (None when every item is a client's)."""
-    idx = torch.as_tensor((unused or [])[:MAX_POPULATION], dtype=torch.long)
-    return LabelledData(dataset.images[idx], dataset.labels[idx]) if len(idx) else None
-
-
 def crafted_model(config: AuditConfig, attack: Attack, model: nn.Module, dataset: ImageDataset,
                   unused: list[int]) -> nn.Module:
     """The model a malicious server broadcasts instead of ``model``: the attack's crafting,
-    given the data domain, the batch size and up to :data:`MAX_POPULATION` of the items
+    given the data domain, the batch size and up to :data:`audit.data.client_items.MAX_POPULATION` of the items
     no client holds (its public data)."""
     assert isinstance(attack, ModelCraftingAttack)
     context = CraftingContext(tuple(dataset.input_shape), dataset.num_classes, config.batch_size,
@@ -180,7 +169,7 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         pretrain(model, dataset.subset(rest), steps=config.pretrain_steps, seed=config.seed)
     if threat_model.adversary is Adversary.MALICIOUS_SERVER:
         model = crafted_model(config, attack, model, dataset, unused)
-    clients = [_client_data(dataset, items) for items in held]
+    clients = [client_data(dataset, items) for items in held]
     schedule = FederationSchedule(
         num_clients=config.num_targets,
         clients_per_round=config.clients_per_round or config.num_targets,
@@ -188,7 +177,7 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         examples_per_client=tuple(len(c) for c in clients),
         sampling=config.client_sampling,
     )
-    public = _public_split(dataset, defense, unused)
+    public = public_split(dataset, defense, unused)
     defense.prepare(schedule)
     sim = simulate(
         model=model, clients=clients, defense=defense, schedule=schedule, seed=config.seed,
@@ -202,55 +191,6 @@ def prepare(config: AuditConfig, *, device: torch.device, progress: bool = False
         config, dataset, model, defense, schedule, claim, threat_model, clients, sim.transcript,
         time.perf_counter() - start, sim.training, unused, sim.describe(), utility,
     )
-
-
-def client_items(config: AuditConfig, dataset: ImageDataset) -> tuple[list[list[int]], list[int]]:
-    """The items each client holds (``batch_size`` each) and the items no client holds, in
-    order (the server's public split and pre-training draw from those).
-
-    ``client_split`` "sequential" gives client k the items ``k*batch_size ...``; the other
-    splits (:func:`audit.data.client_partition.partition`) give it the first ``batch_size``
-    items of its part."""
-    bs, k = config.batch_size, config.num_targets
-    if config.client_split == "sequential":
-        needed = bs * k
-        if needed > len(dataset):
-            raise InvalidParameterError(
-                f"The audit needs batch_size x num_targets = {needed} images but dataset "
-                f"{config.dataset!r} has {len(dataset)}. Got batch_size={bs}, "
-                f"num_targets={k} instead."
-            )
-        return [list(range(i * bs, (i + 1) * bs)) for i in range(k)], list(range(needed, len(dataset)))
-    parts = partition(dataset, k, config.client_split, alpha=config.client_split_alpha, seed=config.seed)
-    small = [i for i, part in enumerate(parts) if len(part) < bs]
-    if small:
-        raise InvalidParameterError(
-            f"The 'batch_size' parameter of the audit must be at most the items of every client: with "
-            f"client_split={config.client_split!r}, client {small[0]} holds {len(parts[small[0]])}. "
-            f"Got batch_size={bs} instead.")
-    held = [part[:bs].tolist() for part in parts]
-    taken = {i for items in held for i in items}
-    return held, [i for i in range(len(dataset)) if i not in taken]
-
-
-def _client_data(dataset: ImageDataset, items) -> ClientData:
-    idx = torch.as_tensor(list(items), dtype=torch.long)
-    psi = None if dataset.psi_masks is None else dataset.psi_masks[idx]
-    return ClientData(dataset.images[idx], dataset.labels[idx], psi)
-
-
-def _public_split(dataset: ImageDataset, defense: Defense, unused: list[int]) -> ClientData | None:
-    """The first ``defense.public_examples`` items no client holds (the server's public split
-    of the training data), or None when the defense wants none."""
-    n = int(getattr(defense, "public_examples", 0) or 0)
-    if n == 0:
-        return None
-    if n > len(unused):
-        raise InvalidParameterError(
-            f"Defense {defense.name!r} needs {n} public examples beyond the clients' "
-            f"{len(dataset) - len(unused)}, but dataset {dataset.name!r} has {len(dataset)}. "
-            f"Got public_size={n} instead.")
-    return _client_data(dataset, unused[:n])
 
 
 def targets(run: PreparedRun, *, attacked_round: int | None = None) -> list[Target]:

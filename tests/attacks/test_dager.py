@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from attacks.dager import DAGER, LAYER1, _layer1_inputs, input_space, layer_spans, row_span
+from attacks.dager import DAGER, LAYER1, _layer1_inputs
+from attacks.gradient_span import input_space, layer_spans, row_span
 from attacks.gradient_matching import attack_copy
 from audit.cli.main import main
 from audit.core.attack import AttackView

@@ -143,7 +143,7 @@ def test_user_code_is_loaded_once_and_errors_name_the_spec(tmp_path):
 def test_client_splits_choose_what_each_client_holds():
     from audit.core.config import AuditConfig
     from audit.data.registry import create_dataset
-    from audit.harness import client_items
+    from audit.data.client_items import client_items
 
     data = create_dataset("digits")
     seq, rest = client_items(AuditConfig(dataset="digits", batch_size=2, num_targets=3), data)
