@@ -9,6 +9,7 @@ from attacks.analytic_fc import AnalyticFC
 from attacks.autoencoder_reconstruction import AutoencoderReconstruction
 from attacks.dager import DAGER
 from attacks.dlg import DLG, IDLG
+from attacks.fedavg_inversion import FedAvgInversion
 from attacks.imprint import Imprint
 from attacks.inverting_gradients import InvertingGradients
 from attacks.label_recovery import LabelCountRecovery
@@ -30,6 +31,7 @@ from audit.core.validation import strict_factory
 def register(registry: Registry) -> None:
     """Register fedaudit's attacks."""
     registry.register("inverting-gradients", InvertingGradients.from_params, summary="Inverting Gradients (Geiping et al. 2020): cosine + TV, signed Adam, batched restarts")
+    registry.register("fedavg-inversion", FedAvgInversion.from_params, summary="FedAvg inversion (Dimitrov et al. 2022): unknown minibatch order, per-epoch candidates with an epoch-consistency prior, step-wise label counts")
     registry.register("snr-inverting-gradients", SNRWeightedInvertingGradients.from_params, summary="adaptive Inverting Gradients: per-layer cosine weighted by each layer's known signal-to-noise (vs layer-wise DP)")
     registry.register("dlg", DLG.from_params, summary="DLG (Zhu et al. 2019): L2 gradient matching with L-BFGS, joint labels")
     registry.register("idlg", IDLG.from_params, summary="iDLG (Zhao et al. 2020): analytic label, then DLG on the images")

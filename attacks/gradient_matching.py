@@ -9,12 +9,14 @@ restarts run as one batched optimisation.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_
+from tqdm.auto import tqdm
 
 from audit.core.updates import MODEL_MODES, LocalTraining, UpdateKind
 from audit.core.validation import check_options
@@ -94,6 +96,55 @@ def make_update_fn(model: nn.Module, training: LocalTraining, *, client_id: int 
         return {n: params[n] - p[n] for n in params}
 
     return delta
+
+
+def make_epoch_update_fn(model: nn.Module, training: LocalTraining,
+                         orders: list[torch.Tensor]) -> Callable[[Params, torch.Tensor, torch.Tensor], Params]:
+    """``f(params, xs, y)`` -> the model delta of the client's minibatch epochs when the
+    adversary does not know the minibatch order (Dimitrov et al. 2022): ``xs`` holds one
+    candidate set per epoch (V, N, ...), V = epochs or 1 (the same set every epoch),
+    ``y`` the N labels, and epoch e's minibatches are consecutive slices of ``orders[e]``
+    (the adversary's own arrangement of the N slots). Optimizer state carries across epochs,
+    as in the client's round."""
+    if training.kind is UpdateKind.GRADIENT or training.batch_size is None:
+        raise ValueError("epoch variables need a model delta of minibatch epochs")
+    loss_fn = loss_function(training, next(iter(model.parameters())).device)
+    g = grad(lambda p, x, y: _loss(model, p, x, y, loss_fn))
+    batches = [list(order.split(training.batch_size)) for order in orders]
+
+    def delta(params: Params, xs: torch.Tensor, y: torch.Tensor) -> Params:
+        p, state = params, {}
+        for e, epoch in enumerate(batches):
+            x = xs[e if xs.shape[0] > 1 else 0]
+            for idx in epoch:
+                p = optimizer_step(p, g(p, x[idx.to(x.device)], y[idx.to(y.device)]), state, training)
+        return {n: params[n] - p[n] for n in params}
+
+    return delta
+
+
+def signed_adam_descent(step_grad: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
+                        iterations: int, lr: float, desc: str, progress: bool) -> tuple[torch.Tensor, float]:
+    """Geiping et al. 2020's optimiser: Adam on the sign of ``step_grad(x)``, the learning rate
+    divided by 10 at 3/8, 5/8 and 7/8 of the iterations, x boxed to [0, 1] after each step.
+    Returns the final x (detached) and the CPU seconds per iteration after the first
+    (which pays any one-off cost; nan for a single iteration)."""
+    x = x.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    milestones = [int(iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+    after_first = None
+    for i in tqdm(range(iterations), desc=desc, disable=not progress, leave=False):
+        opt.zero_grad(set_to_none=True)
+        x.grad = step_grad(x.detach()).sign()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            x.clamp_(0.0, 1.0)
+        if i == 0:
+            after_first = time.process_time()
+    step_cpu_s = (time.process_time() - after_first) / (iterations - 1) if iterations > 1 else float("nan")
+    return x.detach(), step_cpu_s
 
 
 def cosine_distance(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -23,13 +23,11 @@ clients' module mode with an assumption, to measure what a wrong assumption cost
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch.func import grad, vmap
-from tqdm.auto import tqdm
 
 from attacks.gradient_matching import (
     assumed_training,
@@ -38,6 +36,7 @@ from attacks.gradient_matching import (
     cosine_distance,
     make_update_fn,
     observed_tensors,
+    signed_adam_descent,
     total_variation,
 )
 from attacks.label_recovery import recover_labels
@@ -144,33 +143,20 @@ class InvertingGradients(Attack):
             return distance(x, obs, y) + self.tv_weight * total_variation(x)
 
         shape = (self.restarts, view.batch_size, *view.input_shape)
-        x = torch.stack([torch.rand(shape, generator=g) for g in generators]).to(device).requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=self.lr)
-        milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+        x = torch.stack([torch.rand(shape, generator=g) for g in generators]).to(device)
         # outer vmap: targets (their observation and labels); inner: restarts of a target
         batched_grad = vmap(vmap(grad(objective), in_dims=(0, None, None)))
-        compiled = compiled_or_eager(batched_grad, (x.detach(), observed, labels)) if self.compile else None
+        compiled = compiled_or_eager(batched_grad, (x, observed, labels)) if self.compile else None
         step_fn = compiled[0] if compiled else batched_grad
-        steps = tqdm(range(self.iterations), desc=self.name, disable=not progress, leave=False)
-        after_first = None  # CPU clock after the first step (which pays any one-off cost)
-        for i in steps:
-            opt.zero_grad(set_to_none=True)
-            x.grad = step_fn(x.detach(), observed, labels).sign()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                x.clamp_(0.0, 1.0)
-            if i == 0:
-                after_first = time.process_time()
-        step_cpu_s = (time.process_time() - after_first) / (self.iterations - 1) if self.iterations > 1 else float("nan")
+        x, step_cpu_s = signed_adam_descent(lambda z: step_fn(z, observed, labels), x, iterations=self.iterations,
+                                            lr=self.lr, desc=self.name, progress=progress)
         with torch.no_grad():
-            final = vmap(vmap(distance, in_dims=(0, None, None)))(x.detach(), observed, labels)
+            final = vmap(vmap(distance, in_dims=(0, None, None)))(x, observed, labels)
         results = []
         for t in range(len(views)):
             best = int(torch.argmin(final[t]))
             results.append(AttackResult(
-                images=x.detach()[t, best].cpu(),
+                images=x[t, best].cpu(),
                 labels=labels[t].cpu(),
                 stats={
                     "gradient_distance": float(final[t, best]),

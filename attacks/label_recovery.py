@@ -9,7 +9,7 @@
   by running the broadcast model on dummy inputs it draws itself.
 
 Choices: the bias of the last ``nn.Linear`` is used (every registered model has one); a
-model delta from E local steps is divided by ``lr * E`` to approximate the mean gradient;
+model delta from E local steps (full-batch steps, or epochs times minibatches) is divided by ``lr * E`` to approximate the mean gradient;
 counts are rounded by largest remainder so they sum to B.
 """
 
@@ -48,8 +48,19 @@ def mean_bias_gradient(view: AttackView) -> torch.Tensor:
             f"update of {len(view.target.tensors)} tensor(s) without it instead.")
     g = view.target.tensors[name].detach().double().cpu()
     if view.target.kind is UpdateKind.MODEL_DELTA:
-        g = g / (view.local_training.lr * view.local_training.steps)
+        g = g / (view.local_training.lr * local_step_count(view))
     return g
+
+
+def local_step_count(view: AttackView) -> int:
+    """How many local steps the client took: ``steps`` full-batch steps, or ``epochs`` times
+    the minibatches of its ``batch_size`` examples (the last one smaller)."""
+    training = view.local_training
+    if view.target.kind is UpdateKind.GRADIENT:
+        return 1
+    if training.batch_size is None:
+        return training.steps
+    return training.epochs * -(-view.batch_size // training.batch_size)
 
 
 def idlg_labels(view: AttackView) -> torch.Tensor:
@@ -71,10 +82,15 @@ def count_labels(
         dummy = torch.rand((dummy_samples, *view.input_shape), generator=generator).to(dev)
         p_bar = torch.softmax(model(dummy), dim=-1).mean(0).double().cpu()
     model.train(was_training)
-    est = (b * (p_bar - g)).clamp(min=0)
-    counts = est.floor()
-    remainder = est - counts
-    missing = int(b - counts.sum())
+    return counts_to_labels((b * (p_bar - g)).clamp(min=0), b)
+
+
+def counts_to_labels(estimate: torch.Tensor, total: int) -> torch.Tensor:
+    """Non-negative real label counts rounded by largest remainder to integers summing to
+    ``total``, as a sorted label vector of that length."""
+    counts = estimate.clamp(min=0).floor()
+    remainder = estimate.clamp(min=0) - counts
+    missing = int(total - counts.sum())
     if missing > 0:
         counts[torch.argsort(remainder, descending=True, stable=True)[:missing]] += 1
     elif missing < 0:
